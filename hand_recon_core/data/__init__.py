@@ -1,0 +1,1 @@
+"""hand_recon_core.data (see the package docstring)."""

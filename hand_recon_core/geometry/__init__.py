@@ -1,0 +1,1 @@
+"""hand_recon_core.geometry (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""hand_recon_core.hand_model (see the package docstring)."""

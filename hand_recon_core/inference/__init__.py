@@ -1,0 +1,1 @@
+"""hand_recon_core.inference (see the package docstring)."""

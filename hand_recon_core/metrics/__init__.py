@@ -1,0 +1,1 @@
+"""hand_recon_core.metrics (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""hand_recon_core.models (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""hand_recon_core.render (see the package docstring)."""

@@ -1,0 +1,1 @@
+"""hand_recon_core.training (see the package docstring)."""
