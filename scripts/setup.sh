@@ -63,10 +63,10 @@ PIP=("$VPY" -m pip --disable-pip-version-check)
 # ---------------------------------------------------------------- 2. torch (exactly one)
 if ! "$VPY" -c 'import torch' >/dev/null 2>&1; then
   log "installing $TORCH_SPEC"
-  "${PIP[@]}" install -q "$TORCH_SPEC" 2>&1 | grep -v 'is ignored' >&2 || true
+  "${PIP[@]}" install -q "$TORCH_SPEC" numpy 2>&1 | grep -v 'is ignored' >&2 || true
   "$VPY" -c 'import torch' || die "torch did not install"
 fi
-TORCH_VERSION="$("$VPY" -c 'import torch; print(torch.__version__)')"
+TORCH_VERSION="$("$VPY" -c 'import warnings; warnings.simplefilter("ignore"); import torch; print(torch.__version__)')"
 
 # ---------------------------------------------------------------- 3. the project
 key="$(hash_files pyproject.toml setup.py scripts/setup.sh)-$TORCH_VERSION-$EXTRAS"
@@ -78,7 +78,7 @@ if ! stamp_ok project "$key"; then
   "${PIP[@]}" install -q -c "$constraints" -e ".[$EXTRAS]" 2>&1 | grep -v 'is ignored' >&2 || true
   rm -f "$constraints"
   "$VPY" -c 'import hand_recon_core' || die "the project did not install"
-  [ "$("$VPY" -c 'import torch; print(torch.__version__)')" = "$TORCH_VERSION" ] \
+  [ "$("$VPY" -c 'import warnings; warnings.simplefilter("ignore"); import torch; print(torch.__version__)')" = "$TORCH_VERSION" ] \
     || die "a dependency replaced torch $TORCH_VERSION"
   stamp_set project "$key"
 fi
@@ -119,7 +119,7 @@ if [ "$ROS_MODE" = "pypi" ]; then
   export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
   export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
-key="$(hash_files package.xml CMakeLists.txt msg/*.msg scripts/setup.sh; ls scripts/ros launch config hand_recon_ros 2>/dev/null | sha1sum)-$ROS_MODE-${ROS_DISTRO:-}"
+key="$(hash_files package.xml CMakeLists.txt msg/*.msg scripts/setup.sh; { ls scripts/ros launch config hand_recon_ros 2>/dev/null || true; } | sha1sum)-$ROS_MODE-${ROS_DISTRO:-}"
 if ! stamp_ok colcon "$key" || [ ! -f "$WS/install/local_setup.bash" ]; then
   log "colcon build (messages + nodes) into .ros_ws/install"
   cmake_args=(-DPython3_EXECUTABLE="$VPY" -DHAND_RECON_INSTALL_CORE=OFF -DBUILD_TESTING=OFF)
