@@ -151,7 +151,11 @@ cat >>"$WS/env.sh.tmp" <<EOF
 # Discovery stays on this machine unless you say otherwise (export ROS_AUTOMATIC_DISCOVERY_RANGE=SUBNET).
 export ROS_AUTOMATIC_DISCOVERY_RANGE="\${ROS_AUTOMATIC_DISCOVERY_RANGE:-LOCALHOST}"
 export HAND_RECON_ROOT="$ROOT"
+# The colcon setup scripts read unset variables: relax nounset while sourcing them.
+case \$- in *u*) _hand_recon_nounset=1; set +u ;; *) _hand_recon_nounset= ;; esac
 if [ -n "\${BASH_VERSION:-}" ]; then . "$WS/install/local_setup.bash"; else . "$WS/install/local_setup.sh"; fi
+if [ -n "\$_hand_recon_nounset" ]; then set -u; fi
+unset _hand_recon_nounset
 EOF
 mv "$WS/env.sh.tmp" "$WS/env.sh"
 log "ready: source $WS/env.sh"
