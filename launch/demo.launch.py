@@ -4,8 +4,9 @@ Until the reconstruction node lands this runs the ROS 2 smoke pair: ``hand_mesh_
 messages and checks their reception, ``hand_mesh_echo`` prints what arrives on ``hand_recon_smoke/hands``.
 """
 
-from launch import LaunchDescription
 from launch_ros.actions import Node
+
+from launch import LaunchDescription
 
 
 def generate_launch_description() -> LaunchDescription:
