@@ -119,7 +119,7 @@ if [ "$ROS_MODE" = "pypi" ]; then
   export AMENT_PREFIX_PATH="$VENV${AMENT_PREFIX_PATH:+:$AMENT_PREFIX_PATH}"
   export CMAKE_PREFIX_PATH="$VENV${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
 fi
-key="$(hash_files package.xml CMakeLists.txt msg/*.msg scripts/setup.sh; { ls scripts/ros launch config hand_recon_ros 2>/dev/null || true; } | sha1sum)-$ROS_MODE-${ROS_DISTRO:-}"
+key="$(hash_files package.xml CMakeLists.txt msg/*.msg ros_compat/*/*.* ros_compat/*/msg/* scripts/setup.sh; { ls scripts/ros launch config hand_recon_ros 2>/dev/null || true; } | sha1sum)-$ROS_MODE-${ROS_DISTRO:-}"
 if ! stamp_ok colcon "$key" || [ ! -f "$WS/install/local_setup.bash" ]; then
   log "colcon build (messages + nodes) into .ros_ws/install"
   cmake_args=(-DPython3_EXECUTABLE="$VPY" -DHAND_RECON_INSTALL_CORE=OFF -DBUILD_TESTING=OFF)
@@ -127,6 +127,10 @@ if ! stamp_ok colcon "$key" || [ ! -f "$WS/install/local_setup.bash" ]; then
   # that lie inside the source directory, and .venv lies inside the checkout.
   mkdir -p "$WS/src"
   ln -sfn "$ROOT" "$WS/src/hand_recon_ros"
+  # tf2_msgs has no PyPI wheel: build the TFMessage-only stand-in next to the package when it is missing.
+  if [ "$ROS_MODE" = "pypi" ] && ! "$VPY" -c 'import tf2_msgs.msg' >/dev/null 2>&1; then
+    ln -sfn "$ROOT/ros_compat/tf2_msgs" "$WS/src/tf2_msgs"
+  fi
   "$VENV/bin/colcon" --log-base "$WS/log" build --symlink-install \
       --base-paths "$WS/src" --build-base "$WS/build" --install-base "$WS/install" \
       --event-handlers console_direct- --cmake-args "${cmake_args[@]}" >"$WS/colcon.log" 2>&1 \
