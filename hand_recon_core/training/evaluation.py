@@ -1,0 +1,150 @@
+"""Evaluate a training checkpoint on a dataset: load safely, predict, match, write metrics and pictures.
+
+Single process (evaluation sets are small next to training; run several evaluations in parallel for more).
+Outputs in ``out_dir``: ``metrics.json`` and ``per_sample.csv`` (:class:`~.evaluator.Evaluator`), and with
+``vis > 0`` the first ``vis`` images as ``vis/NNNNN.png`` (:mod:`~.visualize`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Subset
+
+from hand_recon_core.data.build import build_dataset
+from hand_recon_core.data.sample import LEFT, RIGHT
+from hand_recon_core.models.registry import create_method, import_plugins
+from hand_recon_core.training import checkpoint as ckpt_io
+from hand_recon_core.training.config import ExperimentConfig, config_from_dict
+from hand_recon_core.training.data import MethodDataset, make_loader
+from hand_recon_core.training.engine import autocast_context, move_to_device, resolve_device
+from hand_recon_core.training.evaluator import Evaluator
+from hand_recon_core.training.visualize import render_prediction_panel, write_panel
+
+__all__ = ["evaluate_checkpoint", "hand_faces", "load_trained"]
+
+logger = logging.getLogger(__name__)
+
+
+def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu", method: str | None = None,
+                 hand_model: str | None = None) -> tuple[ExperimentConfig, Any, nn.Module, dict[str, Any]]:
+    """Rebuild the method and model of a checkpoint and load its weights (strictly, weights-only).
+
+    Args:
+        checkpoint: path of a training checkpoint.
+        device: where to put the model.
+        method: expected method name (None: whatever the checkpoint holds, if registered).
+        hand_model: expected hand model (None: the checkpoint's).
+
+    Returns:
+        ``(cfg, method, model, ckpt)`` with the model in eval mode.
+
+    Raises:
+        CheckpointError / MethodMismatchError / HandModelMismatchError / CheckpointMismatchError: see
+        :mod:`hand_recon_core.training.checkpoint`.
+    """
+    ckpt = ckpt_io.load_checkpoint(checkpoint, map_location="cpu")
+    cfg = config_from_dict(ckpt["config"])
+    cfg.backbone.pretrained = None  # the checkpoint holds all weights; the original file may not exist here
+    import_plugins(cfg.imports)
+    ckpt_io.check_method(ckpt, method, source=str(checkpoint))
+    if hand_model is not None:
+        ckpt_io.check_hand_model(ckpt, hand_model, source=str(checkpoint))
+    meth = create_method(cfg.method.name, cfg.method.kwargs)
+    model = meth.build(cfg, cfg.hand_model)
+    ckpt_io.load_model_state(model, ckpt["model"], source=str(checkpoint))
+    return cfg, meth, model.to(device).eval(), ckpt
+
+
+def hand_faces(hand_model: str) -> dict[int, np.ndarray]:
+    """Faces of the right and left hand of ``hand_model`` (``RIGHT``/``LEFT`` -> ``(F, 3)`` int).
+
+    Raises:
+        FileNotFoundError / ValueError: the hand model cannot be loaded here.
+    """
+    from hand_recon_core.hand_model.loader import load_hand_model_data
+
+    return {RIGHT: np.asarray(load_hand_model_data(hand_model, "right").faces),
+            LEFT: np.asarray(load_hand_model_data(hand_model, "left").faces)}
+
+
+@torch.no_grad()
+def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, *, vis: int = 0,
+                        max_samples: int | None = None, device: str = "auto", batch_size: int | None = None,
+                        num_workers: int = 0, hand_model: str | None = None,
+                        faces: Mapping[int, np.ndarray] | None = None, min_affinity: float = 0.1,
+                        progress: bool = False) -> dict[str, Any]:
+    """Evaluate ``checkpoint`` on the dataset ``data`` and write the results into ``out_dir``.
+
+    Args:
+        checkpoint: training checkpoint path.
+        data: dataset spec (string, mapping or ``DatasetSpec``; see :func:`hand_recon_core.data.build.build_dataset`).
+        out_dir: output folder.
+        vis: number of images to render (input | mesh overlay | side view).
+        max_samples: evaluate only the first N samples of the dataset.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        batch_size: images per batch (default: the training config's ``val_batch_size`` or ``batch_size``).
+        num_workers: data-loader workers.
+        hand_model: expected hand model (checked against the checkpoint); the pictures use the checkpoint's.
+        faces: faces per handedness for the pictures (default: from the hand model).
+        min_affinity: matching threshold of :func:`~.evaluator.match_hands`.
+        progress: show a tqdm bar.
+
+    Returns:
+        The ``metrics.json`` content.
+    """
+    dev = resolve_device(device)
+    cfg, method, model, ckpt = load_trained(checkpoint, dev, hand_model=hand_model)
+    if vis > 0 and faces is None:
+        try:
+            faces = hand_faces(cfg.hand_model)
+        except (FileNotFoundError, ValueError) as exc:
+            raise FileNotFoundError(f"--vis needs the faces of hand model {cfg.hand_model!r}: {exc}") from exc
+    dataset = build_dataset(data)
+    if max_samples is not None:
+        dataset = Subset(dataset, range(min(int(max_samples), len(dataset))))
+    wrapped = MethodDataset(dataset, method.encode_targets, cfg.seed, keep_raw=True)
+    loader = make_loader(wrapped, method.collate, batch_size or cfg.data.val_batch_size or cfg.data.batch_size,
+                         shuffle=False, drop_last=False, epoch=0, seed=cfg.seed, rank=0, world_size=1,
+                         num_workers=num_workers, pin_memory=dev.type == "cuda")
+    precision = cfg.train.precision
+    if precision == "fp16" and dev.type != "cuda":
+        logger.warning("the checkpoint was trained with fp16 autocast; evaluating in fp32 on %s", dev)
+        precision = "fp32"
+    out = Path(out_dir)
+    evaluator = Evaluator(min_affinity=min_affinity)
+    written = 0
+    iterator = loader
+    if progress:
+        from tqdm.auto import tqdm
+
+        iterator = tqdm(loader, desc="eval", unit="batch")
+    for batch, raws in iterator:
+        batch = move_to_device(batch, dev, non_blocking=True)
+        with autocast_context(precision, dev):
+            model_out = model(batch)
+        preds = method.predict(model_out, batch)
+        if len(preds) != len(raws):
+            raise ValueError(f"method {cfg.method.name!r}: predict returned {len(preds)} predictions for "
+                             f"{len(raws)} images")
+        for pred, raw in zip(preds, raws):
+            evaluator.add(pred, raw)
+            if written < vis:
+                panel = render_prediction_panel(raw["image"], raw["K"], pred, faces)
+                write_panel(out / "vis" / f"{written:05d}.png", panel)
+                written += 1
+    extra = {"checkpoint": str(checkpoint), "method": cfg.method.name, "hand_model": ckpt.get("hand_model"),
+             "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version")}
+    return evaluator.write(out, extra)
+
+
+def _spec_repr(data: Any) -> Any:
+    if isinstance(data, (str, Mapping)):
+        return data if isinstance(data, str) else dict(data)
+    return {"name": getattr(data, "name", str(data)), "kwargs": dict(getattr(data, "kwargs", {}) or {})}
