@@ -1,13 +1,15 @@
 """``hand-recon bench hand-layer``: forward time of :class:`~hand_recon_core.hand_model.layer.HandLayer`.
 
 Times one forward pass (shape + pose blend shapes, kinematic chain, skinning, joints) for a batch of random
-poses/shapes under ``torch.inference_mode`` after a warm-up, and reports milliseconds per call (mean, median,
-p95, min) plus hand-samples per second at the median.
+poses/shapes under ``torch.inference_mode`` after a warm-up, and reports wall-clock milliseconds per call (mean,
+median, p95, min), hand-samples per second at the median, and the process CPU time per call (``cpu_p50_ms``;
+with ``--threads 1`` this is the uncontended single-core time, robust to other load on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 import numpy as np
 import torch
@@ -55,6 +57,13 @@ def run(args: argparse.Namespace) -> dict:
 
     seconds = time_callable(step, repeats=args.repeats, warmup=args.warmup, sync=sync)
     summary = summarize_ms(seconds)
+    # CPU time of this process per call: equals the wall time on an idle machine with one thread, and is
+    # robust to other processes competing for the cores (reported because shared machines are noisy).
+    cpu = np.empty(args.repeats)
+    for i in range(args.repeats):
+        t0 = time.process_time()
+        step()
+        cpu[i] = time.process_time() - t0
     return {
         "benchmark": "hand-layer",
         "model_id": layer.model_id,
@@ -67,4 +76,6 @@ def run(args: argparse.Namespace) -> dict:
         "torch_version": torch.__version__,
         **summary,
         "hands_per_s": float(b / (np.median(seconds))),
+        "cpu_p50_ms": float(np.median(cpu) * 1e3),
+        "cpu_mean_ms": float(cpu.mean() * 1e3),
     }

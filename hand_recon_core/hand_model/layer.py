@@ -119,8 +119,8 @@ class HandLayer(nn.Module):
         self.parents = tuple(int(p) for p in data.parents)
         self._levels = depth_levels(self.parents)
 
-        def f64(a: np.ndarray) -> torch.Tensor:
-            return torch.as_tensor(np.asarray(a, dtype=np.float64))
+        def f64(a: np.ndarray) -> torch.Tensor:  # always a copy: buffers never alias the model arrays
+            return torch.tensor(np.asarray(a, dtype=np.float64))
 
         v = data.num_vertices
         v_template = f64(data.v_template)
@@ -136,9 +136,9 @@ class HandLayer(nn.Module):
         j_dirs = torch.einsum("jv,vcl->ljc", reg, shapedirs).reshape(NUM_BETAS, -1)
         self.register_buffer("J_shapedirs", j_dirs.contiguous().to(chain_dtype))
         self.register_buffer("lbs_weights", f64(data.weights).to(dtype))
-        self.register_buffer("faces", torch.as_tensor(np.asarray(data.faces, dtype=np.int64)))
-        self.register_buffer("part_labels", torch.as_tensor(np.asarray(data.part_labels, dtype=np.int64)))
-        self.register_buffer("tip_vertex_ids", torch.as_tensor(np.asarray(data.tip_vertex_ids, dtype=np.int64)))
+        self.register_buffer("faces", torch.tensor(np.asarray(data.faces, dtype=np.int64)))
+        self.register_buffer("part_labels", torch.tensor(np.asarray(data.part_labels, dtype=np.int64)))
+        self.register_buffer("tip_vertex_ids", torch.tensor(np.asarray(data.tip_vertex_ids, dtype=np.int64)))
         comps = f64(data.hands_components)
         self.register_buffer("hands_components", comps[: self.num_pca_comps].to(chain_dtype))
         self.register_buffer("hands_mean", f64(data.hands_mean).to(chain_dtype))

@@ -35,17 +35,15 @@ OPEN_MODEL_PATH = Path(__file__).resolve().parent.parent / "assets" / "open_hand
 
 @functools.lru_cache(maxsize=8)
 def _load_npz_cached(path: str, mtime_ns: int) -> HandModelData:
-    data = HandModelData.load_npz(path)
-    # The cached instance is shared by every caller: make its arrays read-only so nobody corrupts it.
-    for f in dataclasses.fields(data):
-        value = getattr(data, f.name)
-        if isinstance(value, np.ndarray):
-            value.flags.writeable = False
-    return data
+    return HandModelData.load_npz(path)
 
 
 def _load_npz(path: Path) -> HandModelData:
-    return _load_npz_cached(str(path), path.stat().st_mtime_ns)
+    """Parsed once per file version; every caller gets its own copy of the arrays."""
+    data = _load_npz_cached(str(path), path.stat().st_mtime_ns)
+    copies = {f.name: np.array(getattr(data, f.name)) for f in dataclasses.fields(data)
+              if isinstance(getattr(data, f.name), np.ndarray)}
+    return dataclasses.replace(data, **copies, extras=dict(data.extras))
 
 
 def _mano_file(folder: Path, side: str) -> Path:

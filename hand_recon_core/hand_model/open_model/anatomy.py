@@ -98,7 +98,9 @@ HYPOTHENAR = ((42.0, -29.0, -5.5), (33.0, 10.0, 10.0))
 
 #: Active range of motion per joint (deg): rows (flexion, abduction, twist), columns (min, max), in the
 #: joint's anatomical frame (see :func:`anatomical_frames`). Positive flexion curls towards the palm; positive
-#: abduction rotates about the palmar axis (towards the little finger for a right hand).
+#: abduction rotates about the palmar axis (towards the little finger for a right hand). The thumb's frame is
+#: pronated (its "palmar" axis points from the pulp towards the fingers), so for the thumb CMC positive flexion
+#: swings it across the palm and positive abduction lifts it dorsally; opposition combines flexion and twist.
 LIMITS_DEG: dict[str, tuple[tuple[float, float], ...]] = {
     "finger_mcp": ((-20.0, 90.0), (-20.0, 20.0), (-10.0, 10.0)),
     "finger_pip": ((-5.0, 105.0), (-5.0, 5.0), (-6.0, 6.0)),

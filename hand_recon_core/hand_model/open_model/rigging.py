@@ -1,4 +1,4 @@
-"""Rigging of the open hand mesh: part labels, skinning weights, joint regressor, fingertips and blend shapes.
+"""Rigging of the open hand mesh: skinning weights, part labels, joint regressor, shape and pose blend shapes.
 
 All computations are in anatomical millimetre coordinates (u, w, h) (see :mod:`.anatomy`); the generator
 converts the results to the model frame in metres.
@@ -89,19 +89,6 @@ def axial_weights(verts: np.ndarray, surface: HandSurface) -> np.ndarray:
         w[sel, chain[1]] = a[0] * a[1] * (1.0 - a[2])
         w[sel, chain[2]] = a[0] * a[1] * a[2]
     return w
-
-
-def hard_part_labels(verts: np.ndarray, surface: HandSurface) -> np.ndarray:
-    """Dominant part of each vertex before smoothing (0 = palm, j = the segment moved by joint j).
-
-    Args:
-        verts: (V, 3) (u, w, h) mm on the surface.
-        surface: the implicit surface.
-
-    Returns:
-        (V,) int64 labels in 0..15 (argmax of :func:`axial_weights`).
-    """
-    return axial_weights(verts, surface).argmax(axis=1).astype(np.int64)
 
 
 def smooth_weights(weights: np.ndarray, quads: np.ndarray, mask: np.ndarray | None = None,
