@@ -771,7 +771,7 @@ class ACRMethod:
         return self.build_network(name, getattr(cfg.backbone, "pretrained", None), hand_model_id)
 
     # -------------------------------------------------------------------------------------------- data
-    def encode_targets(self, sample: dict[str, Any]) -> dict[str, Any]:
+    def encode_targets(self, sample: dict[str, Any], train: bool = False) -> dict[str, Any]:
         """Letterbox to ``S x S`` (aspect kept, zero padding; Sec. 4) and add the ``acr_*`` targets.
 
         Returns:

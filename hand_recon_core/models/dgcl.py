@@ -905,15 +905,15 @@ class DGCLMethod:
         return DGCLModel(net, dgcl)
 
     # ------------------------------------------------------------------------------------------ data
-    def encode_targets(self, sample: dict[str, Any]) -> dict[str, Any]:
+    def encode_targets(self, sample: dict[str, Any], train: bool = False) -> dict[str, Any]:
         """Crop both hands to ``S x S`` and encode the per-slot targets (slot 0 right, 1 left).
 
         The crop is a square of side ``crop_margin`` times the longer side of the box around every hand's valid
         keypoints (the whole image, letterboxed, without hands), warped with
         :func:`hand_recon_core.data.augment.warp_sample` (labels stay exact; a rotation turns the camera frame).
         The first right and the first left hand of the sample fill the two slots; a missing side has
-        ``dgcl_present = 0``. Randomness (``crop_jitter``, ``crop_rotation_deg``) comes from ``numpy.random``,
-        which the engine seeds per sample.
+        ``dgcl_present = 0``. Training randomness (``crop_jitter``, ``crop_rotation_deg``; only with
+        ``train=True``) uses ``numpy.random``, which the engine seeds per sample.
 
         Args:
             sample: a sample (:mod:`hand_recon_core.data.sample` format).
@@ -935,11 +935,11 @@ class DGCLMethod:
             side = max(float(box[2] - box[0]), float(box[3] - box[1]), 1.0) * self.crop_margin
             centre = np.array([(box[0] + box[2]) / 2.0, (box[1] + box[3]) / 2.0])
         angle = 0.0
-        if self.crop_jitter > 0:
+        if train and self.crop_jitter > 0:
             j = self.crop_jitter
             side *= float(np.exp(np.random.uniform(-j, j)))  # noqa: NPY002 - seeded per sample by the engine
             centre = centre + np.random.uniform(-j, j, size=2) * side  # noqa: NPY002
-        if self.crop_rotation_deg > 0:
+        if train and self.crop_rotation_deg > 0:
             angle = math.radians(np.random.uniform(-self.crop_rotation_deg, self.crop_rotation_deg))  # noqa: NPY002
         matrix = _similarity_matrix(size / side, angle, centre, ((size - 1) / 2.0, (size - 1) / 2.0))
         _, rot = affine_intrinsics(sample["K"], matrix)

@@ -10,7 +10,7 @@ factory. A method is a class registered with ``@register_method("name")`` that i
         def __init__(self, num_layers: int = 2, w_joints: float = 1.0): ...   # = method.kwargs of the config
         def build(self, cfg, hand_model_id): ...          # -> nn.Module, forward(batch) -> model_out
         def loss(self, model_out, batch): ...             # -> (total, {"name": scalar tensor, ...})
-        def encode_targets(self, sample): ...             # -> sample (per-sample targets, e.g. heatmaps)
+        def encode_targets(self, sample, train=False): ...  # -> sample (targets; train: augment)
         def collate(self, samples): ...                   # -> batch
         def predict(self, model_out, batch): ...          # -> [per-image prediction dict, ...]
 
@@ -93,11 +93,12 @@ class MethodProtocol(Protocol):
     * ``loss(model_out, batch) -> (total, parts)``: ``total`` a scalar tensor to minimise; ``parts`` a dict of
       named scalar tensors (or floats) to log, e.g. ``{"joints_3d": ..., "heatmap": ...}``. Called inside the
       autocast region; compute reductions in float32 if they are precision-sensitive.
-    * ``encode_targets(sample) -> sample``: per-sample target encoding (centre heatmaps, part segmentation,
-      normalised crops ...) applied by the dataset wrapper in the data-loader workers, on one sample of the
-      project's format; may add keys. Randomness must come from ``numpy.random`` / ``random`` / ``torch``
-      global generators, which the wrapper seeds per (seed, epoch, index). Return a new dict and do not
-      modify the input's arrays in place (evaluation keeps the un-encoded sample as ground truth).
+    * ``encode_targets(sample, train=False) -> sample``: per-sample target encoding (centre heatmaps, part
+      segmentation, normalised crops ...) applied by the dataset wrapper in the data-loader workers, on one sample
+      of the project's format; may add keys. ``train=True`` only for the training split: random augmentation
+      (and any other training-only randomness) happens then and never for validation or ``hand-recon eval``.
+      Randomness must come from ``numpy.random`` / ``random`` / ``torch`` global generators, which the wrapper
+      seeds per (seed, epoch, index).
     * ``collate(samples) -> batch``: a list of encoded samples to one batch (tensors, lists of tensors, str);
       usually :func:`hand_recon_core.data.sample.collate_samples` plus the method's own keys.
     * ``predict(model_out, batch) -> list[dict]``: one dict per image of the batch, numpy arrays keyed like the
@@ -111,7 +112,7 @@ class MethodProtocol(Protocol):
 
     def loss(self, model_out: Any, batch: Mapping[str, Any]) -> tuple[Any, dict[str, Any]]: ...
 
-    def encode_targets(self, sample: dict[str, Any]) -> dict[str, Any]: ...
+    def encode_targets(self, sample: dict[str, Any], train: bool = False) -> dict[str, Any]: ...
 
     def collate(self, samples: Sequence[Mapping[str, Any]]) -> dict[str, Any]: ...
 

@@ -546,11 +546,9 @@ class SingleStageMethod:
             the hands: the crop stage).
         crop_margin: crop side / hand-box side for ``input_crop="hands"``.
         augment: None, or a dict of :class:`hand_recon_core.data.augment.AugmentConfig` fields (scale, rotation,
-            translation, flip, colour jitter, blur) applied in :meth:`encode_targets` before the targets are
-            built. NOTE: the engine calls ``encode_targets`` for validation and for ``hand-recon eval`` too (there is
-            no train-only hook), and predictions are mapped back through the deterministic crop only: a
-            checkpoint trained with ``augment`` set would be evaluated on augmented images. The shipped configs
-            leave it None.
+            translation, flip, colour jitter, blur) applied by :meth:`encode_targets` to training samples only
+            (``train=True``) before the targets are built; validation and ``hand-recon eval`` use the
+            deterministic crop.
         init_weights: optional training checkpoint, or a run directory (its latest checkpoint), whose model
             weights initialise the network (the paper's second stage starts from the first); missing: a warning
             (evaluation rebuilds the method from a checkpoint's config and then loads that checkpoint's weights).
@@ -651,7 +649,7 @@ class SingleStageMethod:
         return net
 
     # ------------------------------------------------------------------ protocol: targets
-    def encode_targets(self, sample: dict[str, Any]) -> dict[str, Any]:
+    def encode_targets(self, sample: dict[str, Any], train: bool = False) -> dict[str, Any]:
         """Resize/crop the sample to the network input and build the targets (runs in data-loader workers).
 
         Geometry: ``input_crop`` crop/letterbox to ``S x S`` (or the random ``augment`` chain); the camera
@@ -671,7 +669,7 @@ class SingleStageMethod:
             ``sample_id``, ``hand_model_id``.
         """
         s_in = self.input_size
-        if self._augmentation is not None:
+        if train and self._augmentation is not None:
             seed = int(np.random.randint(0, 2**31 - 1))  # noqa: NPY002 (the engine seeds the global generator)
             s = self._augmentation(sample, np.random.default_rng(seed))
         else:

@@ -29,6 +29,7 @@ the model is wrapped in ``DistributedDataParallel`` (gloo on CPU, nccl on CUDA),
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -167,7 +168,8 @@ class Trainer:
         self.method = create_method(cfg.method.name, cfg.method.kwargs)
         self.model: nn.Module = self.method.build(cfg, cfg.hand_model).to(self.device)
 
-        self.train_set = MethodDataset(build_dataset(cfg.data.train), self.method.encode_targets, cfg.seed)
+        self.train_set = MethodDataset(build_dataset(cfg.data.train),
+                                       functools.partial(self.method.encode_targets, train=True), cfg.seed)
         self.val_set = None
         if cfg.data.val is not None:
             self.val_set = MethodDataset(build_dataset(cfg.data.val), self.method.encode_targets, cfg.seed)

@@ -156,7 +156,7 @@ def test_crop_to_camera_inverts_the_crop_with_rotation(raw_samples):
     method = DGCLMethod(input_size=64, crop_jitter=0.1, crop_rotation_deg=40.0)
     raw = raw_samples[1]
     np.random.seed(5)  # noqa: NPY002 - encode_targets draws from the global generator
-    enc = method.encode_targets(raw)
+    enc = method.encode_targets(raw, train=True)
     assert not np.allclose(enc["dgcl_crop_rot"], np.eye(3))
     size, k = 64.0, torch.as_tensor(enc["K"], dtype=torch.float64)
     root = torch.as_tensor(enc["dgcl_root"], dtype=torch.float64)  # (2, 3) crop camera frame

@@ -71,9 +71,9 @@ class ToyMethod:
     def build(self, cfg, hand_model_id: str) -> nn.Module:
         return ToyNet(self.hidden, self.dropout)
 
-    def encode_targets(self, sample: dict) -> dict:
+    def encode_targets(self, sample: dict, train: bool = False) -> dict:
         sample = dict(sample)
-        if np.random.random() < 0.5:  # noqa: NPY002 - the engine seeds the global generator per sample
+        if train and np.random.random() < 0.5:  # noqa: NPY002 - the engine seeds the global generator per sample
             sample["image"] = np.ascontiguousarray(sample["image"][:, ::-1])
         sample["target"] = (sample["image"].reshape(-1, 3).mean(0) / 255.0 - 0.5).astype(np.float32)
         return sample
