@@ -209,12 +209,13 @@ def select_hands(sample: Mapping[str, Any], keep: np.ndarray) -> dict[str, Any]:
         mask = sample["mask"]
         new_mask = lut[np.where(mask < 0, n, mask)].astype(np.int16)
         out["mask"] = new_mask
-        if "part_seg" in sample:
-            dropped = (mask >= 0) & (new_mask < 0)
-            if dropped.any():
-                part = sample["part_seg"].copy()
-                part[dropped] = 0
-                out["part_seg"] = part
+        dropped = (mask >= 0) & (new_mask < 0)
+        if dropped.any():
+            for key in ("part_seg", "dense"):  # labels of dropped hands become background
+                if key in sample:
+                    labels = sample[key].copy()
+                    labels[dropped] = 0
+                    out[key] = labels
     return out
 
 
@@ -381,6 +382,8 @@ def warp_sample(sample: Mapping[str, Any], matrix: np.ndarray, out_size: tuple[i
         out["part_seg"] = _warp_dense(sample["part_seg"], matrix, out_size, nearest=True, border_value=0)
     if "depth" in sample:
         out["depth"] = _warp_dense(sample["depth"], matrix, out_size, nearest=True, border_value=0.0)
+    if "dense" in sample:
+        out["dense"] = _warp_dense(sample["dense"], matrix, out_size, nearest=True, border_value=(0.0, 0.0, 0.0))
 
     kp = np.asarray(sample["keypoints_2d"], dtype=np.float64)
     out["keypoints_2d"] = (kp @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)
@@ -424,7 +427,7 @@ def flip_sample(sample: Mapping[str, Any]) -> dict[str, Any]:
     width = sample["image"].shape[1]
     out = dict(sample)
     out["image"] = np.ascontiguousarray(sample["image"][:, ::-1])
-    for key in ("mask", "depth"):
+    for key in ("mask", "depth", "dense"):
         if key in sample:
             out[key] = np.ascontiguousarray(sample[key][:, ::-1])
     if "part_seg" in sample:

@@ -27,6 +27,7 @@ key                shape           dtype    units         meaning / frame
 ``mask``           (H, W)          int16    -             optional; hand instance (index into N), -1 otherwise
 ``part_seg``       (H, W)          uint8    -             optional; 0 background, 1-16 right, 17-32 left parts
 ``depth``          (H, W)          float32  metres        optional; z in the camera frame, 0 = no measurement
+``dense``          (H, W, 3)       float32  [0, 1]        optional; DIR dense correspondence code, 0 = no hand
 ``dataset``        -               str      -             dataset name, e.g. ``"freihand"``
 ``sample_id``      -               str      -             unique id within the dataset (usually the image path)
 ``hand_model_id``  -               str      -             hand model the parameters refer to, e.g. ``"mano"``
@@ -114,8 +115,9 @@ OPTIONAL_KEYS: dict[str, np.dtype] = {
     "mask": np.dtype(np.int16),
     "part_seg": np.dtype(np.uint8),
     "depth": np.dtype(np.float32),
+    "dense": np.dtype(np.float32),
 }
-_DENSE_KEYS = ("mask", "part_seg", "depth")
+_DENSE_KEYS = ("mask", "part_seg", "depth", "dense")
 _FLAG_KEYS = ("joint_valid", "joint_visible")
 
 
@@ -224,6 +226,10 @@ def validate_sample(sample: Mapping[str, Any]) -> None:
         depth = _check_array(sample, "depth", OPTIONAL_KEYS["depth"], (height, width))
         if depth.size and depth.min() < 0:
             _fail("depth", "depth must be >= 0 metres (0 = no measurement)")
+    if "dense" in sample:
+        dense = _check_array(sample, "dense", OPTIONAL_KEYS["dense"], (height, width, 3))
+        if dense.size and (not np.all(np.isfinite(dense)) or dense.min() < 0 or dense.max() > 1):
+            _fail("dense", "dense correspondence codes must be finite and in [0, 1]")
 
     for key in META_KEYS:
         if not isinstance(sample[key], str) or not sample[key]:
