@@ -276,8 +276,8 @@ class PoseSampler:
         return mirror_axis_angle(aa_right) if self.side == "left" else aa_right
 
     def preset(self, name: str) -> np.ndarray:
-        """(45,) absolute axis-angle of a named preset for this layer's side."""
-        return self._to_side(anatomical_to_axis_angle(preset_angles(name), self.frames))
+        """(45,) absolute axis-angle of a named preset for this layer's side, clipped to the joint limits."""
+        return self._to_side(anatomical_to_axis_angle(clip_to_limits(preset_angles(name), self.limits), self.frames))
 
     def sample(self, rng: np.random.Generator, n: int, **kwargs) -> np.ndarray:
         """(n, 45) random absolute axis-angle finger poses for this layer's side (see
