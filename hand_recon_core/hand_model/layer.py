@@ -254,14 +254,14 @@ class HandLayer(nn.Module):
             if hand_pose is None:
                 local = torch.eye(3, device=dev, dtype=cd).expand(bsz, 15, 3, 3)
             else:
-                local = rot6d_to_matrix(hand_pose.to(cd).reshape(bsz, 15, 6))
+                local = rot6d_to_matrix(hand_pose.to(cd).reshape(-1, 15, 6))
             rot_mats = torch.cat([axis_angle_to_matrix(go)[:, None], local], dim=1)
             full_pose = torch.cat([go[:, None], matrix_to_axis_angle(local)], dim=1)
         else:
             if hand_pose is None:
                 hand_pose = torch.zeros(bsz, self.hand_pose_dim()[0], device=dev, dtype=cd)
             aa = self.hand_pose_to_axis_angle(hand_pose)
-            full_pose = torch.cat([go, aa], dim=1).reshape(bsz, NUM_KINEMATIC_JOINTS, 3)
+            full_pose = torch.cat([go, aa], dim=1).reshape(-1, NUM_KINEMATIC_JOINTS, 3)
             rot_mats = axis_angle_to_matrix(full_pose)
         if betas is None:
             betas = torch.zeros(bsz, NUM_BETAS, device=dev, dtype=dt)
@@ -269,12 +269,12 @@ class HandLayer(nn.Module):
         # Shape: vertices in the layer dtype, joints (linear in betas) in the chain dtype.
         v_shaped = torch.addmm(self.v_template.reshape(1, -1), betas.to(dt), self.shapedirs)
         joints = torch.addmm(self.J_template.to(cd).reshape(1, -1), betas.to(cd), self.J_shapedirs.to(cd))
-        joints = joints.reshape(bsz, NUM_KINEMATIC_JOINTS, 3)
+        joints = joints.reshape(-1, NUM_KINEMATIC_JOINTS, 3)
 
         # Pose correctives from the 15 finger rotations.
         eye = torch.eye(3, device=dev, dtype=cd)
-        pose_feature = (rot_mats[:, 1:] - eye).reshape(bsz, -1).to(dt)
-        v_posed = torch.addmm(v_shaped, pose_feature, self.posedirs).reshape(bsz, -1, 3)
+        pose_feature = (rot_mats[:, 1:] - eye).flatten(1).to(dt)
+        v_posed = torch.addmm(v_shaped, pose_feature, self.posedirs).unflatten(1, (-1, 3))
 
         glob_rot, glob_pos = forward_kinematics(rot_mats, joints, list(self.parents), self._levels)
         transforms = skinning_transforms(glob_rot, glob_pos, joints).to(dt)
@@ -282,10 +282,9 @@ class HandLayer(nn.Module):
 
         tips = verts.index_select(1, self.tip_vertex_ids)
         joints_out = torch.cat([glob_pos.to(dt), tips], dim=1)
-        jt = torch.zeros(bsz, NUM_KINEMATIC_JOINTS, 4, 4, device=dev, dtype=cd)
-        jt[..., :3, :3] = glob_rot
-        jt[..., :3, 3] = glob_pos
-        jt[..., 3, 3] = 1.0
+        # Built without Python batch sizes so that traced exports (ONNX) keep a dynamic batch axis.
+        bottom = torch.cat([torch.zeros_like(glob_pos), torch.ones_like(glob_pos[..., :1])], dim=-1)[..., None, :]
+        jt = torch.cat([torch.cat([glob_rot, glob_pos[..., None]], dim=-1), bottom], dim=-2)
         if transl is not None:
             t = transl.to(dt)[:, None, :]
             verts = verts + t

@@ -4,8 +4,8 @@ Families (:mod:`.families`): ``single`` (FreiHAND-like crops), ``interacting`` (
 InterHand2.6M-like), ``multi`` (0-10 hands over a 512 x 512 image, the single-stage paper's setting) and
 ``hand_object`` (a hand grasping a box / cylinder / sphere, HO3D / Dex-YCB-like). Every sample follows
 :mod:`hand_recon_core.data.sample` (image, K, per-hand parameters, 3D joints and vertices, occlusion-aware 2D
-keypoints, boxes, instance mask, 33-class part segmentation, depth, DIR dense correspondence) and, with ``extras=True``, carries the extra
-ground truth of :data:`.ground_truth.EXTRA_KEYS` (centres, interacting pairs,
+keypoints, boxes, instance mask, 33-class part segmentation, depth, DIR dense correspondence) and, with
+``extras=True``, carries the extra ground truth of :data:`.ground_truth.EXTRA_KEYS` (centres, interacting pairs,
 lighting, albedo, objects).
 
 Modules: :mod:`.camera` (intrinsics, rotations), :mod:`.appearance` (skin, lighting, backgrounds),
