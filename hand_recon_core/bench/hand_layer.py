@@ -12,7 +12,6 @@ import argparse
 import time
 
 import numpy as np
-import torch
 
 from hand_recon_core.bench.timing import summarize_ms, time_callable
 
@@ -32,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> dict:
     """Run the benchmark; returns a JSON-serialisable dict of settings and timings."""
+    import torch  # here, not at module level: `hand-recon --help` must not import torch
+
     from hand_recon_core.hand_model.loader import load_hand_model
 
     if args.threads > 0:

@@ -31,3 +31,12 @@ def test_console_module_runs_as_a_program():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0
     assert "bench" in proc.stdout
+
+
+def test_building_the_parser_does_not_import_torch():
+    """`hand-recon --help` must stay instant: subcommand and benchmark modules import torch lazily."""
+    code = ("import sys; from hand_recon_core.cli.main import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "False"
