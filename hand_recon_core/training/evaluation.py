@@ -27,7 +27,8 @@ from hand_recon_core.training.engine import autocast_context, move_to_device, re
 from hand_recon_core.training.evaluator import Evaluator
 from hand_recon_core.training.visualize import render_prediction_panel, write_panel
 
-__all__ = ["evaluate_checkpoint", "hand_faces", "load_trained"]
+__all__ = ["build_method_and_model", "evaluate_checkpoint", "forward_batch", "hand_faces", "load_trained",
+           "predict_batch"]
 
 logger = logging.getLogger(__name__)
 
@@ -56,10 +57,60 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu", met
     ckpt_io.check_method(ckpt, method, source=str(checkpoint))
     if hand_model is not None:
         ckpt_io.check_hand_model(ckpt, hand_model, source=str(checkpoint))
-    meth = create_method(cfg.method.name, cfg.method.kwargs)
-    model = meth.build(cfg, cfg.hand_model)
+    meth, model = build_method_and_model(cfg)
     ckpt_io.load_model_state(model, ckpt["model"], source=str(checkpoint))
     return cfg, meth, model.to(device).eval(), ckpt
+
+
+def build_method_and_model(cfg: ExperimentConfig) -> tuple[Any, nn.Module]:
+    """The method of ``cfg`` and its freshly built (initialised, not loaded) model.
+
+    Shared by :func:`load_trained` and the inference pipeline's randomly initialised models
+    (:meth:`hand_recon_core.inference.Pipeline.from_config`).
+
+    Args:
+        cfg: experiment config (``method``, ``backbone``, ``hand_model``, ``imports``).
+
+    Returns:
+        ``(method, model)``; the model is on the CPU in training mode.
+    """
+    import_plugins(cfg.imports)
+    meth = create_method(cfg.method.name, cfg.method.kwargs)
+    return meth, meth.build(cfg, cfg.hand_model)
+
+
+def forward_batch(model: nn.Module, batch: Mapping[str, Any], device: torch.device,
+                  precision: str = "fp32") -> tuple[Any, Mapping[str, Any]]:
+    """Move a collated batch to ``device`` and run the model's ``forward`` under the precision's autocast.
+
+    Args:
+        model: a built method's model (eval mode).
+        batch: the method's ``collate`` output.
+        device: where the model lives.
+        precision: ``fp32`` / ``bf16`` / ``fp16`` (:func:`~hand_recon_core.training.engine.autocast_context`).
+
+    Returns:
+        ``(model_out, batch_on_device)``.
+    """
+    batch = move_to_device(batch, device, non_blocking=True)
+    with autocast_context(precision, device):
+        model_out = model(batch)
+    return model_out, batch
+
+
+def predict_batch(method: Any, model: nn.Module, batch: Mapping[str, Any], device: torch.device,
+                  precision: str = "fp32", num_images: int | None = None) -> list[dict[str, Any]]:
+    """``forward`` (:func:`forward_batch`) then ``method.predict``: one prediction dict per image of the batch.
+
+    Raises:
+        ValueError: ``predict`` returned another number of predictions than ``num_images`` (when given).
+    """
+    model_out, batch = forward_batch(model, batch, device, precision)
+    preds = method.predict(model_out, batch)
+    if num_images is not None and len(preds) != num_images:
+        raise ValueError(f"method {getattr(method, 'method_name', type(method).__name__)!r}: predict returned "
+                         f"{len(preds)} predictions for {num_images} images")
+    return preds
 
 
 def hand_faces(hand_model: str) -> dict[int, np.ndarray]:
@@ -126,13 +177,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
 
         iterator = tqdm(loader, desc="eval", unit="batch")
     for batch, raws in iterator:
-        batch = move_to_device(batch, dev, non_blocking=True)
-        with autocast_context(precision, dev):
-            model_out = model(batch)
-        preds = method.predict(model_out, batch)
-        if len(preds) != len(raws):
-            raise ValueError(f"method {cfg.method.name!r}: predict returned {len(preds)} predictions for "
-                             f"{len(raws)} images")
+        preds = predict_batch(method, model, batch, dev, precision, num_images=len(raws))
         for pred, raw in zip(preds, raws):
             evaluator.add(pred, raw)
             if written < vis:
