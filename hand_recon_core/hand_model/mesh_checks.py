@@ -319,6 +319,12 @@ def points_inside(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
     p = np.asarray(points, dtype=np.float64)
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
+    # Points outside the mesh's bounding box are outside: only the others need the O(N F) ray test.
+    in_box = np.all((p >= v.min(axis=0)) & (p <= v.max(axis=0)), axis=1)
+    result = np.zeros(len(p), dtype=bool)
+    if not in_box.any():
+        return result
+    p = p[in_box]
     a, b, c = v[f[:, 0]], v[f[:, 1]], v[f[:, 2]]
     d = np.array([0.8660254, 0.3235, 0.3812])
     d /= np.linalg.norm(d)
@@ -338,4 +344,5 @@ def points_inside(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray,
         t = inv * np.einsum("fj,nfj->nf", e2, q)
         hit = ok & (u >= 0) & (w >= 0) & (u + w <= 1) & (t > 0)
         crossings[s0:s0 + rows] = hit.sum(axis=1)
-    return (crossings % 2) == 1
+    result[in_box] = (crossings % 2) == 1
+    return result

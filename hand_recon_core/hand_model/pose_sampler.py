@@ -419,7 +419,7 @@ def sample_two_hand_interaction(rng: np.random.Generator, layer_right, layer_lef
         lo, hi = 0.0, reach + 0.01  # hi: separated; lo: deep overlap (centroids coincide)
         if metrics(hi)[1] > 0:
             continue
-        for _ in range(18):
+        for _ in range(12):  # bracket / 2^12: well under 0.1 mm for two hands
             mid = 0.5 * (lo + hi)
             if metrics(mid)[1] > max_penetration:
                 lo = mid
