@@ -23,10 +23,11 @@ def to_float32_field(values: np.ndarray | list[float] | None) -> array.array:
     Returns:
         A row-major flattened float32 ``array.array`` (one copy of the data).
     """
+    out = array.array("f")
     if values is None:
-        return array.array("f")
-    flat = np.ascontiguousarray(values, dtype=np.float32).reshape(-1)
-    return array.array("f", flat.tobytes())
+        return out
+    out.frombytes(np.ascontiguousarray(values, dtype=np.float32).reshape(-1).view(np.uint8).data)
+    return out
 
 
 def from_float32_field(values, columns: int | None = None) -> np.ndarray:
@@ -171,3 +172,60 @@ def random_hands(rng: np.random.Generator, n_hands: int = 2, n_vertices: int = 7
             hand_model="random-test", refined=bool(i % 2), partner_id=-1 if n_hands < 2 else (i ^ 1) + 1,
         ))
     return hands
+
+
+def axis_angle_to_quaternion(aa: np.ndarray) -> np.ndarray:
+    """(4,) float32 unit quaternion ``(x, y, z, w)``, ``w >= 0``, of an axis-angle vector (3,) in radians.
+
+    ``q = (sin(theta / 2) * axis, cos(theta / 2))`` with ``theta = |aa|``; non-finite input gives the identity.
+    """
+    aa = np.asarray(aa, dtype=np.float64).reshape(3)
+    theta = float(np.sqrt(aa @ aa))
+    if not np.isfinite(theta):
+        return np.array([0.0, 0.0, 0.0, 1.0], np.float32)
+    # sin(theta / 2) / theta, by its Taylor series near 0 (exact to float64 there)
+    k = 0.5 - theta * theta / 48.0 if theta < 1e-4 else np.sin(0.5 * theta) / theta
+    q = np.array([aa[0] * k, aa[1] * k, aa[2] * k, np.cos(0.5 * theta)])
+    if q[3] < 0:  # theta > pi: the same rotation with w >= 0
+        q = -q
+    return q.astype(np.float32)
+
+
+def result_to_hand(result, hand_model_id: str, hand_id: int | None = None, partner_id: int = -1) -> HandArrays:
+    """A :class:`hand_recon_core.inference.frame.HandResult` as :class:`HandArrays` (same frames and units).
+
+    Args:
+        result: the pipeline's hand (camera optical frame, metres; pixels; ``mano21`` joints).
+        hand_model_id: ``HandFrame.hand_model_id`` (stored in ``HandMesh.hand_model``).
+        hand_id: the published id (default: ``result.track_id``, or ``result.slot`` when untracked).
+        partner_id: published id of the interacting partner (-1: none).
+
+    Returns:
+        The hand; the wrist pose is the wrist joint and the global orientation ``hand_pose[:3]`` (identity when
+        the method regresses no hand-model parameters); ``hand_pose`` holds the 45 finger values only.
+    """
+    if hand_id is None:
+        hand_id = result.track_id if result.track_id >= 0 else result.slot
+    joints = np.asarray(result.joints_3d, np.float32).reshape(-1, 3)
+    pose = None if result.hand_pose is None else np.asarray(result.hand_pose, np.float32).reshape(-1)
+    return HandArrays(
+        id=int(hand_id),
+        handedness=int(result.handedness),
+        score=float(result.score),
+        bbox=np.asarray(result.bbox, np.float32).reshape(4),
+        keypoints_2d=np.asarray(result.keypoints_2d, np.float32).reshape(-1, 2),
+        joints=joints,
+        vertices=np.asarray(result.vertices_3d, np.float32).reshape(-1, 3),
+        wrist_position=joints[0].copy(),
+        wrist_orientation=(np.array([0, 0, 0, 1], np.float32) if pose is None
+                           else axis_angle_to_quaternion(pose[:3])),
+        handedness_score=float(result.handedness_score),
+        keypoints_2d_score=result.keypoints_2d_score,
+        global_orient=None if pose is None else pose[:3],
+        hand_pose=None if pose is None else pose[3:],
+        betas=result.betas,
+        transl=result.transl,
+        hand_model=str(hand_model_id),
+        refined=bool(result.refined),
+        partner_id=int(partner_id),
+    )

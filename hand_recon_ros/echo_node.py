@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     node = HandMeshEcho()
     try:
         rclpy.spin(node)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
         node.destroy_node()
