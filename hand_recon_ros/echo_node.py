@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import sys
 
-import rclpy
-from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import qos_profile_sensor_data
 
 from hand_recon_ros.conversions import msg_to_hand
 from hand_recon_ros.msg import HandMeshArray
+from hand_recon_ros.node_main import spin_node
 
 
 class HandMeshEcho(Node):
@@ -31,16 +30,7 @@ class HandMeshEcho(Node):
 
 
 def main(argv: list[str] | None = None) -> int:
-    rclpy.init(args=argv)
-    node = HandMeshEcho()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(HandMeshEcho, argv)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import sys
 from collections.abc import Callable
 
 import numpy as np
-import rclpy
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor
 from rclpy.node import Node
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -148,21 +147,11 @@ class ImageSourceNode(Node):
 
 def main(argv: list[str] | None = None) -> int:
     """``ros2 run hand_recon_ros image_source_node [--ros-args -p source:=...]``."""
-    from rclpy.executors import ExternalShutdownException
-
+    from hand_recon_ros.node_main import spin_node
     from hand_recon_ros.recon_node import GIL_SWITCH_INTERVAL_S
 
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)  # rendering threads vs the executor (see recon_node)
-    rclpy.init(args=argv if argv is not None else sys.argv)
-    node = ImageSourceNode()
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return spin_node(ImageSourceNode, argv)
 
 
 if __name__ == "__main__":

@@ -343,18 +343,10 @@ def test_onnx_export_matches_onnxruntime(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ learning
-def test_loss_falls_over_30_steps(samples):
+def test_loss_falls_over_30_steps(samples, optimise):
     method, net = _build(num_stages=2)
     batch = method.collate([method.encode_targets(s) for s in samples[:2]])
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    losses = []
-    for _ in range(30):
-        total, _ = method.loss(net(batch), batch)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        losses.append(float(total.detach()))
-    assert all(math.isfinite(v) for v in losses)
+    losses = optimise(method, net, batch, 30, torch.optim.AdamW(net.parameters(), lr=1e-3))
     assert np.mean(losses[-5:]) < 0.6 * np.mean(losses[:5])
 
 

@@ -369,19 +369,10 @@ def test_onnx_export_matches_pytorch(built, tmp_path, opset):
 
 
 # ---------------------------------------------------------------------------------------------- training
-def test_loss_falls_on_a_handful_of_synthetic_samples(multi_samples):
+def test_loss_falls_on_a_handful_of_synthetic_samples(multi_samples, optimise):
     method, net = _build()
     batch = method.collate([method.encode_targets(s) for s in multi_samples[:3]])
-    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
-    net.train()
-    losses = []
-    for _ in range(30):
-        total, _ = method.loss(net(batch), batch)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        losses.append(float(total.detach()))
-    assert all(math.isfinite(v) for v in losses)
+    losses = optimise(method, net, batch, 30, torch.optim.Adam(net.parameters(), lr=2e-3))
     assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5])
 
 
