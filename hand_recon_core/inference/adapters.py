@@ -82,8 +82,14 @@ class NetworkAdapter:
         return self.network_input(fake)
 
     def export_module(self) -> nn.Module:
-        """The exportable network: ``forward(x) -> tuple of tensors`` in :attr:`output_names` order (eval mode)."""
-        raise NotImplementedError
+        """The exportable network: ``forward(x) -> tuple of tensors`` in :attr:`output_names` order (eval mode).
+
+        Adapters that build their export wrapper once keep it in ``self._wrapper``.
+        """
+        wrapper = getattr(self, "_wrapper", None)
+        if wrapper is None:
+            raise NotImplementedError
+        return wrapper
 
     def network_input(self, batch: Mapping[str, Any]) -> torch.Tensor:
         """(B, 3, S, S) float32 network input on the model's device, from the method's collated batch."""
@@ -118,9 +124,6 @@ class SingleStageAdapter(NetworkAdapter):
     def input_size(self) -> int:
         return int(self.model.input_size)
 
-    def export_module(self) -> nn.Module:
-        return self._wrapper
-
     def network_input(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return self.model.normalize(batch["net_image"].to(self.device))
 
@@ -148,9 +151,6 @@ class ACRAdapter(NetworkAdapter):
     @property
     def input_size(self) -> int:
         return int(self.model.input_size)
-
-    def export_module(self) -> nn.Module:
-        return self._wrapper
 
     def network_input(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return _image_nchw(batch, "image", self.device)
@@ -184,9 +184,6 @@ class DIRAdapter(NetworkAdapter):
     @property
     def input_size(self) -> int:
         return int(self.model.image_size)
-
-    def export_module(self) -> nn.Module:
-        return self._wrapper
 
     def network_input(self, batch: Mapping[str, Any]) -> torch.Tensor:
         return _image_nchw(batch, "image", self.device) * (1.0 / 255.0)
