@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 
 import numpy as np
@@ -67,6 +66,7 @@ def _camera_process(namespace: str, image: np.ndarray, K: np.ndarray, rate: floa
     from hand_recon_ros.image_conversion import rgb_to_image_msg
     from hand_recon_ros.image_source_node import camera_info_msg
     from hand_recon_ros.msg import HandMeshArray
+    from hand_recon_ros.node_main import BackgroundSpin
     from hand_recon_ros.recon_node import GIL_SWITCH_INTERVAL_S
     from hand_recon_ros.sync import stamp_ns
 
@@ -86,8 +86,7 @@ def _camera_process(namespace: str, image: np.ndarray, K: np.ndarray, rate: floa
     executor = SingleThreadedExecutor(context=ctx)
     executor.add_node(cam)
     executor.add_node(sink)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
+    spin = BackgroundSpin(executor)
     try:
         deadline = time.monotonic() + 30.0
         while time.monotonic() < deadline and (image_pub.get_subscription_count() < 1
@@ -115,8 +114,8 @@ def _camera_process(namespace: str, image: np.ndarray, K: np.ndarray, rate: floa
             time.sleep(0.02)
         conn.send((published, dict(received)))
     finally:
+        spin.stop()
         executor.shutdown()
-        spin.join(timeout=5.0)
         cam.destroy_node()
         sink.destroy_node()
         rclpy.try_shutdown(context=ctx)
@@ -132,6 +131,7 @@ def run(args: argparse.Namespace) -> dict:
     from rclpy.parameter import Parameter
 
     from hand_recon_ros.fake_pipeline import PrecomputedPipeline
+    from hand_recon_ros.node_main import BackgroundSpin
     from hand_recon_ros.recon_node import GIL_SWITCH_INTERVAL_S, HandReconNode
     from hand_recon_ros.sources import SyntheticHandsSource
 
@@ -151,6 +151,7 @@ def run(args: argparse.Namespace) -> dict:
     rclpy.init(context=ctx)
     node = None
     executor = None
+    spin = None
     try:
         params = [Parameter("tracking.enabled", value=not args.no_tracking),
                   Parameter("smoothing.enabled", value=not args.no_tracking),
@@ -159,8 +160,7 @@ def run(args: argparse.Namespace) -> dict:
                              pipeline_factory=lambda cfg: pipeline, trace=True)
         executor = SingleThreadedExecutor(context=ctx)
         executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
+        spin = BackgroundSpin(executor)
         if not parent_conn.poll(60.0) or parent_conn.recv() != "ready":
             raise RuntimeError("the camera process did not start")
         parent_conn.send("go")
@@ -170,6 +170,8 @@ def run(args: argparse.Namespace) -> dict:
         trace = [t for t in list(node.trace) if t["seq"] > args.warmup]
         processed, dropped = node.counters["processed"], node.slot.dropped
     finally:
+        if spin is not None:
+            spin.stop()
         if node is not None:
             node.close()
         if executor is not None:

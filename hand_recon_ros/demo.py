@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +81,7 @@ def run_demo(out_dir: str | Path = "out/demo", seconds: float = 8.0, frames: int
     from hand_recon_ros.image_conversion import image_msg_to_rgb
     from hand_recon_ros.image_source_node import ImageSourceNode
     from hand_recon_ros.msg import HandMeshArray
+    from hand_recon_ros.node_main import BackgroundSpin
     from hand_recon_ros.recon_node import GIL_SWITCH_INTERVAL_S, HandReconNode
     from hand_recon_ros.recorder import McapRecorder, VideoRecorder
 
@@ -136,8 +136,7 @@ def run_demo(out_dir: str | Path = "out/demo", seconds: float = 8.0, frames: int
         executor = MultiThreadedExecutor(num_threads=4, context=ctx)
         for n in nodes:
             executor.add_node(n)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
+        spin = BackgroundSpin(executor)
         # let discovery settle so the first frames are not lost
         deadline = time.monotonic() + 5.0
         while time.monotonic() < deadline and (src.image_pub.get_subscription_count() < 2
@@ -162,9 +161,9 @@ def run_demo(out_dir: str | Path = "out/demo", seconds: float = 8.0, frames: int
         time.sleep(0.3)
         latency = node.latency.percentiles()
         processed = node.counters["processed"]
+        spin.stop()
         node.close()
         executor.shutdown()
-        spin.join(timeout=5.0)
         recorder.close()
         video.close()
         video_path = video.path if video.frames else None

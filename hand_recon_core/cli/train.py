@@ -66,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
         return 2
     if int(os.environ.get("RANK", "0")) == 0:
         print(json.dumps({k: (v if v == v else None) for k, v in metrics.items()}, indent=2, sort_keys=True))
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # Under torchrun: everything is saved and the process group is gone; leave without interpreter
+        # finalisation, during which leftover C++ communication threads can std::terminate the rank.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import logging
 import math
 import os
@@ -397,6 +398,10 @@ class Trainer:
             return self._fit()
         finally:
             self.log.close(curves=self.cfg.log.curves)
+            # The DDP reducer holds the process group; drop it first so the group's (gloo) threads really stop
+            # inside destroy_process_group, not later during interpreter teardown (which can abort the rank).
+            self.ddp_model = self.model
+            gc.collect()
             cleanup(self.dist)
 
     def _fit(self) -> dict[str, float]:

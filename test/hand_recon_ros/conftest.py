@@ -57,6 +57,7 @@ class Harness:
         from visualization_msgs.msg import MarkerArray
 
         from hand_recon_ros.msg import HandMeshArray
+        from hand_recon_ros.node_main import BackgroundSpin
         from hand_recon_ros.recon_node import HandReconNode
 
         self.ns = ns
@@ -81,8 +82,7 @@ class Harness:
         self.executor = MultiThreadedExecutor(num_threads=2, context=ctx)
         self.executor.add_node(self.node)
         self.executor.add_node(self.io)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spin = BackgroundSpin(self.executor)
         self.stamp_counter = itertools.count(1)
 
     def subscribe(self, key: str, msg_type, topic: str) -> None:
@@ -142,9 +142,9 @@ class Harness:
             return len(self.received[key])
 
     def close(self) -> None:
+        self.spin.stop()
         self.node.close()
         self.executor.shutdown()
-        self.thread.join(timeout=5.0)
         self.node.destroy_node()
         self.io.destroy_node()
 
