@@ -163,6 +163,10 @@ def soft_rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     t = tri.reshape(-1, 3, 2)[flat]  # (N, 3, 2), differentiable
     a, b, c = t[:, 0], t[:, 1], t[:, 2]
     area = _cross2(b - a, c - a)
+    # a face projecting to (almost) a segment or a point has no barycentrics: give it a tiny signed area so its
+    # colour stays finite (its coverage comes from the edge distances alone)
+    tiny = torch.finfo(dt).tiny ** 0.5
+    area = torch.where(area.abs() < tiny, torch.where(area < 0, -tiny, tiny), area)
     w0 = _cross2(c - b, centre - b) / area
     w1 = _cross2(a - c, centre - c) / area
     w2 = _cross2(b - a, centre - a) / area
@@ -178,21 +182,24 @@ def soft_rasterize(vertices: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     if vertex_colors is None:
         return SoftRenderResult(silhouette, None)
 
-    prob = torch.sigmoid(x)
     # clamp the barycentrics to the triangle for outside pixels, then perspective-correct
     bc = bary.clamp_min(0.0)
     bc = bc / bc.sum(-1, keepdim=True).clamp_min(1e-12)
-    iz = (bc * tri_iz.reshape(-1, 3)[flat]).sum(-1)  # 1 / z at the pixel
+    iz = (bc * tri_iz.reshape(-1, 3)[flat]).sum(-1).clamp_min(1.0 / z_far)  # 1 / z at the pixel
     persp = bc * tri_iz.reshape(-1, 3)[flat] / iz.unsqueeze(-1)
     cols = vertex_colors[:, faces].reshape(-1, 3, 3)[flat]  # (N, 3 corners, 3 channels)
     color = (persp.unsqueeze(-1) * cols).sum(1)  # (N, 3)
     zn = (iz - 1.0 / z_far) / (1.0 / z_near - 1.0 / z_far)
+    # blending weights D * exp(zn / gamma) (background: exp(eps / gamma)) in the log domain, shifted by their
+    # per-pixel maximum: far-from-face pixels (D underflows) and deep pixels stay finite, the ratio is unchanged
+    log_w = F.logsigmoid(x) + zn / gamma
     with torch.no_grad():
-        zmax = torch.full((n_pix,), eps, device=dev, dtype=dt).scatter_reduce(0, pix, zn, reduce="amax")
-    wgt = prob * torch.exp((zn - zmax[pix]) / gamma)
-    denom = torch.exp((eps - zmax) / gamma).index_add(0, pix, wgt)  # background weight + sum of face weights
+        shift = torch.full((n_pix,), eps / gamma, device=dev, dtype=dt).scatter_reduce(0, pix, log_w, reduce="amax")
+    wgt = torch.exp(log_w - shift[pix])
+    bg_w = torch.exp(eps / gamma - shift)
+    denom = bg_w.index_add(0, pix, wgt)  # background weight + sum of face weights (>= 1: the maximum is 1)
     num = torch.zeros(n_pix, 3, device=dev, dtype=dt).index_add(0, pix, wgt.unsqueeze(-1) * color)
     bg = torch.as_tensor(background, device=dev, dtype=dt)
     bg = bg.expand(bsz, h, w, 3).reshape(n_pix, 3) if bg.dim() == 4 else bg.expand(n_pix, 3)
-    image = (num + torch.exp((eps - zmax) / gamma).unsqueeze(-1) * bg) / denom.unsqueeze(-1)
+    image = (num + bg_w.unsqueeze(-1) * bg) / denom.unsqueeze(-1)
     return SoftRenderResult(silhouette, image.reshape(bsz, h, w, 3))

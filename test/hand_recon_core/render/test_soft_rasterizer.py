@@ -107,3 +107,21 @@ def test_torch_normals_and_sh_match_numpy():
     sh = default_sh() + np.random.default_rng(0).normal(0, 0.1, 27)
     np.testing.assert_allclose(sh_shading_torch(torch.tensor(n_np, dtype=torch.float64), torch.tensor(sh)).numpy(),
                                sh_shading(n_np, sh), rtol=1e-5, atol=1e-6)
+
+
+def test_colour_stays_finite_far_from_a_sliver_and_for_a_degenerate_face():
+    """A long diagonal sliver: the corners of its pixel box are far outside the sharp coverage (D underflows to 0)
+    and a deep face (z ~ 0.4 m, gamma 1e-4) makes the background weight underflow too: the log-domain blend must
+    still give the background there, with finite gradients. A zero-area face must not produce NaN either."""
+    K = torch.tensor([[180.0, 0.0, 0.0], [0.0, 180.0, 0.0], [0.0, 0.0, 1.0]])
+    z = 0.4
+    pix = torch.tensor([[1.0, 1.0], [30.0, 29.0], [30.0, 30.5], [10.0, 10.0], [20.0, 20.0], [15.0, 15.0]])
+    verts = torch.cat([pix * z / 180.0, torch.full((6, 1), z)], dim=1)[None].requires_grad_(True)
+    faces = torch.tensor([[0, 1, 2], [3, 4, 5]])  # the second face is collinear: zero area
+    colors = torch.full((1, 6, 3), 0.7)
+    out = soft_rasterize(verts, faces, K, (32, 32), vertex_colors=colors, sigma=0.25, gamma=1e-4, background=0.2)
+    assert torch.isfinite(out.image).all()
+    assert out.image[0, 28, 2].allclose(torch.tensor(0.2), atol=1e-4)  # far corner of the sliver's box
+    assert out.image[0, 29, 29].allclose(torch.tensor(0.7), atol=1e-3)  # on the sliver
+    out.image.sum().backward()
+    assert torch.isfinite(verts.grad).all()
