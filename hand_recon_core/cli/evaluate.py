@@ -33,6 +33,18 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--workers", type=int, default=0, help="data-loader workers")
     parser.add_argument("--hand-model", default=None, help="expected hand model (error if the checkpoint differs)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
+    parser.add_argument("--refiner", type=Path, default=None,
+                        help="two-hand refiner checkpoint: evaluate detector + refiner through the inference "
+                             "Pipeline (image by image, as the node runs it)")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="evaluate through the inference Pipeline even without --refiner (the detector-alone "
+                             "reference for a --refiner run)")
+    parser.add_argument("--score-threshold", type=float, default=None,
+                        help="Pipeline evaluation: detection score threshold (default: the detector's)")
+    parser.add_argument("--max-hands", type=int, default=None, help="Pipeline evaluation: most hands per image")
+    parser.add_argument("--baseline", choices=("mean-pose",), default=None,
+                        help="also score a trivial baseline on the same detections (mean root-relative hand of "
+                             "the evaluated ground truth at each predicted wrist); written to OUT/baseline_<name>")
     parser.set_defaults(func=run)
 
 
@@ -47,13 +59,21 @@ def run(args: argparse.Namespace) -> int:
     from hand_recon_core.models.registry import MethodKwargsError, UnknownMethodError
     from hand_recon_core.training.checkpoint import CheckpointError, CheckpointMismatchError
     from hand_recon_core.training.config import ConfigError
-    from hand_recon_core.training.evaluation import evaluate_checkpoint
+    from hand_recon_core.training.evaluation import evaluate_checkpoint, evaluate_pipeline
 
     out = args.out if args.out is not None else _default_out(args.checkpoint, args.data)
     try:
-        result = evaluate_checkpoint(args.checkpoint, args.data, out, vis=args.vis, max_samples=args.max_samples,
-                                     device=args.device, batch_size=args.batch_size, num_workers=args.workers,
-                                     hand_model=args.hand_model, progress=args.progress)
+        if args.refiner is not None or args.pipeline:
+            result = evaluate_pipeline(args.checkpoint, args.data, out, refiner=args.refiner,
+                                       max_samples=args.max_samples, device=args.device, progress=args.progress,
+                                       baseline=args.baseline, hand_model=args.hand_model,
+                                       **{k: v for k, v in (("score_threshold", args.score_threshold),
+                                                            ("max_hands", args.max_hands)) if v is not None})
+        else:
+            result = evaluate_checkpoint(args.checkpoint, args.data, out, vis=args.vis,
+                                         max_samples=args.max_samples, device=args.device,
+                                         batch_size=args.batch_size, num_workers=args.workers,
+                                         hand_model=args.hand_model, progress=args.progress, baseline=args.baseline)
     except (CheckpointError, CheckpointMismatchError, UnknownMethodError, MethodKwargsError, ConfigError,
             FileNotFoundError, KeyError, ValueError, ModuleNotFoundError) as exc:
         logging.getLogger(__name__).debug("traceback", exc_info=True)

@@ -4,6 +4,11 @@ Usage::
 
     hand-recon export --checkpoint CKPT --format onnx --out model.onnx [--opset 17] [--tolerance 1e-4]
     hand-recon export --checkpoint CKPT --format tensorrt --out model.plan [--precision fp16] [--max-batch 4]
+    hand-recon export --checkpoint CKPT --format package --out detector.pt [--precision fp16]
+
+Package: an inference-only checkpoint (config + weights, no optimizer/RNG state; float16 weights with
+``--precision fp16``, the default), as shipped under ``hand_recon_core/assets/``; it loads wherever a training
+checkpoint does (``Pipeline.from_checkpoint``, ``hand-recon eval/infer``).
 
 ONNX: the method's own export function writes the network (no decoding, see
 :mod:`hand_recon_core.inference.adapters`); the graph is then run with ONNX Runtime on seeded random images and
@@ -30,12 +35,13 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint (.pt)")
-    p.add_argument("--format", required=True, choices=("onnx", "tensorrt"))
+    p.add_argument("--format", required=True, choices=("onnx", "tensorrt", "package"))
     p.add_argument("--out", type=Path, default=None,
                    help="output file (.onnx / .plan); tensorrt without --out: the pipeline's cache under --cache-dir")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
     p.add_argument("--tolerance", type=float, default=1e-4, help="ONNX parity tolerance (max abs difference)")
-    p.add_argument("--precision", default="fp16", choices=("fp32", "fp16"), help="TensorRT precision")
+    p.add_argument("--precision", default="fp16", choices=("fp32", "fp16"),
+                   help="TensorRT precision; package: weight storage")
     p.add_argument("--max-batch", type=int, default=4,
                    help="TensorRT: largest batch of the shape profile of a refiner's dynamic-batch graph (pairs per "
                         "call; the pipeline's default is 4); detectors always use batch 1")
@@ -61,6 +67,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"hand-recon export: error: {message}", file=sys.stderr)
         return 2
 
+    if args.format == "package":
+        from hand_recon_core.training.checkpoint import pack_checkpoint
+
+        if args.out is None:
+            return fail("--format package needs --out")
+        try:
+            out = pack_checkpoint(args.checkpoint, args.out, fp16=args.precision == "fp16",
+                                  extra={"packed_from": str(args.checkpoint)})
+            load_model(out, "cpu")  # it must load into the network it came from
+        except (CheckpointError, CheckpointMismatchError, FileNotFoundError) as exc:
+            return fail(str(exc))
+        print(json.dumps({"package": str(out), "precision": args.precision,
+                          "size_mb": round(out.stat().st_size / 1e6, 2)}, indent=2))
+        return 0
     device = "cuda" if args.format == "tensorrt" else args.device
     if args.format == "tensorrt":
         reason = tensorrt_unavailable_reason("cuda")

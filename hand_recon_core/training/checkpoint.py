@@ -282,3 +282,27 @@ def load_model_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
                 lines.append(f"  {title} ({len(items)}): " + "; ".join(shown))
         raise CheckpointMismatchError("\n".join(lines))
     model.load_state_dict(state, strict=True)
+
+
+def pack_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True,
+                    extra: Mapping[str, Any] | None = None) -> Path:
+    """Write an inference-only copy of a training checkpoint (what the package ships as its defaults).
+
+    Keeps the required entries (config, model weights, method, hand model, step, epoch, code version) and the
+    last metrics; drops optimizer, scheduler, scaler and RNG state. With ``fp16`` the floating-point weights are
+    stored as float16 (half the size); :func:`load_model_state` copies them back into the float32 model.
+
+    Args:
+        src: training checkpoint.
+        dst: output file (parent folders are created).
+        fp16: store floating tensors as float16.
+        extra: more top-level entries (e.g. ``{"packed_from": ..., "reproduce": "command"}``).
+
+    Returns:
+        ``dst``.
+    """
+    ckpt = load_checkpoint(src)
+    state = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()}
+    payload = {k: ckpt[k] for k in _REQUIRED if k != "model"}
+    payload.update(model=state, metrics=ckpt.get("metrics") or {}, packed={"fp16": bool(fp16), **dict(extra or {})})
+    return save_checkpoint(dst, payload)

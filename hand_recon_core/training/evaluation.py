@@ -130,7 +130,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
                         max_samples: int | None = None, device: str = "auto", batch_size: int | None = None,
                         num_workers: int = 0, hand_model: str | None = None,
                         faces: Mapping[int, np.ndarray] | None = None, min_affinity: float = 0.1,
-                        progress: bool = False) -> dict[str, Any]:
+                        progress: bool = False, baseline: str | None = None) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the dataset ``data`` and write the results into ``out_dir``.
 
     Args:
@@ -146,17 +146,25 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
         faces: faces per handedness for the pictures (default: from the hand model).
         min_affinity: matching threshold of :func:`~.evaluator.match_hands`.
         progress: show a tqdm bar.
+        baseline: also score a trivial baseline (:data:`~.baselines.BASELINES`: ``"mean-pose"``) on the same
+            detections; written to ``out_dir/baseline_<name>/`` and returned under ``"baseline"``.
 
     Returns:
-        The ``metrics.json`` content.
+        The ``metrics.json`` content (plus ``"baseline"`` when asked).
     """
+    from hand_recon_core.training.baselines import BASELINES, MeanHand
+
+    if baseline is not None and baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
     dev = resolve_device(device)
     cfg, method, model, ckpt = load_trained(checkpoint, dev, hand_model=hand_model)
-    if vis > 0 and faces is None:
+    if faces is None:
         try:
             faces = hand_faces(cfg.hand_model)
         except (FileNotFoundError, ValueError) as exc:
-            raise FileNotFoundError(f"--vis needs the faces of hand model {cfg.hand_model!r}: {exc}") from exc
+            if vis > 0:
+                raise FileNotFoundError(f"--vis needs the faces of hand model {cfg.hand_model!r}: {exc}") from exc
+            logger.warning("no faces for hand model %r (%s): no interpenetration volume", cfg.hand_model, exc)
     dataset = build_dataset(data)
     if max_samples is not None:
         dataset = Subset(dataset, range(min(int(max_samples), len(dataset))))
@@ -169,24 +177,113 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
         logger.warning("the checkpoint was trained with fp16 autocast; evaluating in fp32 on %s", dev)
         precision = "fp32"
     out = Path(out_dir)
-    evaluator = Evaluator(min_affinity=min_affinity)
+    evaluator = Evaluator(min_affinity=min_affinity, faces=faces)
     written = 0
     iterator = loader
     if progress:
         from tqdm.auto import tqdm
 
         iterator = tqdm(loader, desc="eval", unit="batch")
+    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    mean = MeanHand()
     for batch, raws in iterator:
         preds = predict_batch(method, model, batch, dev, precision, num_images=len(raws))
         for pred, raw in zip(preds, raws):
             evaluator.add(pred, raw)
+            if baseline is not None:
+                mean.add(raw)
+                kept.append((pred, {k: v for k, v in raw.items() if k not in ("image", "mask")}))
             if written < vis:
                 panel = render_prediction_panel(raw["image"], raw["K"], pred, faces)
                 write_panel(out / "vis" / f"{written:05d}.png", panel)
                 written += 1
     extra = {"checkpoint": str(checkpoint), "method": cfg.method.name, "hand_model": ckpt.get("hand_model"),
              "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version")}
-    return evaluator.write(out, extra)
+    return _write_with_baseline(evaluator, out, extra, baseline, kept, mean, min_affinity, faces)
+
+
+def _write_with_baseline(evaluator: Evaluator, out: Path, extra: dict[str, Any], baseline: str | None,
+                         kept: list[tuple[dict[str, Any], dict[str, Any]]], mean: Any,
+                         min_affinity: float, faces: Mapping[int, np.ndarray] | None) -> dict[str, Any]:
+    """Write the model's metrics, then (when asked) the baseline's on the same detections."""
+    from hand_recon_core.training.baselines import mean_pose_predictions
+
+    result = evaluator.write(out, extra)
+    if baseline is not None:
+        base = Evaluator(min_affinity=min_affinity, faces=faces)
+        for pred, raw in zip(mean_pose_predictions([p for p, _ in kept], mean), (r for _, r in kept)):
+            base.add(pred, raw)
+        result["baseline"] = base.write(out / f"baseline_{baseline}", {**extra, "baseline": baseline})
+    return result
+
+
+def frame_to_prediction(frame: Any) -> dict[str, Any]:
+    """A :class:`~hand_recon_core.inference.frame.HandFrame` as an evaluator prediction dict (P hands)."""
+    hands = list(frame.hands)
+
+    def stack(key: str, shape: tuple[int, ...]) -> np.ndarray:
+        return (np.stack([np.asarray(getattr(h, key), np.float32) for h in hands]) if hands
+                else np.zeros((0, *shape), np.float32))
+
+    n_verts = hands[0].vertices_3d.shape[0] if hands else 0
+    return {"handedness": np.array([h.handedness for h in hands], np.int64),
+            "score": np.array([h.score for h in hands], np.float32), "bbox": stack("bbox", (4,)),
+            "keypoints_2d": stack("keypoints_2d", (21, 2)), "joints_3d": stack("joints_3d", (21, 3)),
+            "vertices_3d": stack("vertices_3d", (n_verts, 3))}
+
+
+def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, refiner: str | Path | None = None,
+                      max_samples: int | None = None, device: str = "cpu", min_affinity: float = 0.1,
+                      progress: bool = False, baseline: str | None = None,
+                      **pipeline_kwargs: Any) -> dict[str, Any]:
+    """Evaluate the inference :class:`~hand_recon_core.inference.pipeline.Pipeline` (detector, optionally the
+    two-hand refiner) image by image, as a deployed node runs it: full image + its intrinsics in, hands out.
+
+    Args:
+        detector: detector checkpoint (``single_stage`` / ``acr``).
+        data: dataset spec.
+        out_dir: output folder (``metrics.json``, ``per_sample.csv``, ``baseline_<name>/``).
+        refiner: refiner checkpoint (``dir`` / ``dgcl``), or None for the detector alone.
+        max_samples, device, min_affinity, progress, baseline: as :func:`evaluate_checkpoint`.
+        **pipeline_kwargs: ``Pipeline`` options (``score_threshold``, ``max_hands``, ``pairing`` ...).
+
+    Returns:
+        The ``metrics.json`` content (plus ``"baseline"`` when asked).
+    """
+    from hand_recon_core.inference.pipeline import Pipeline
+    from hand_recon_core.training.baselines import BASELINES, MeanHand
+
+    if baseline is not None and baseline not in BASELINES:
+        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
+    pipeline = Pipeline.from_checkpoint(detector, device=resolve_device(device), refiner=refiner, **pipeline_kwargs)
+    dataset = build_dataset(data)
+    n = len(dataset) if max_samples is None else min(int(max_samples), len(dataset))
+    indices: Any = range(n)
+    if progress:
+        from tqdm.auto import tqdm
+
+        indices = tqdm(indices, desc="eval", unit="image")
+    try:
+        faces = hand_faces(ckpt_io.load_checkpoint(detector)["hand_model"])
+    except (FileNotFoundError, ValueError) as exc:
+        logger.warning("no faces for the detector's hand model (%s): no interpenetration volume", exc)
+        faces = None
+    evaluator = Evaluator(min_affinity=min_affinity, faces=faces)
+    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    mean = MeanHand()
+    refined = 0
+    for i in indices:
+        raw = dataset[i]
+        frame = pipeline(raw["image"], raw["K"])
+        refined += sum(bool(h.refined) for h in frame.hands)
+        pred = frame_to_prediction(frame)
+        evaluator.add(pred, raw)
+        if baseline is not None:
+            mean.add(raw)
+            kept.append((pred, {k: v for k, v in raw.items() if k not in ("image", "mask")}))
+    extra = {"detector": str(detector), "refiner": None if refiner is None else str(refiner),
+             "hands_refined": refined, "data": _spec_repr(data), "through": "Pipeline"}
+    return _write_with_baseline(evaluator, Path(out_dir), extra, baseline, kept, mean, min_affinity, faces)
 
 
 def _spec_repr(data: Any) -> Any:

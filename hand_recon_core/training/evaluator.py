@@ -33,6 +33,9 @@ Metrics (:meth:`Evaluator.compute`; metres for 3D, pixels for 2D; every 3D numbe
 * ``kp2d_epe_px``: mean 2D keypoint error;
 * ``detection_ap50`` (class-agnostic) and ``detection_ap50/right``, ``detection_ap50/left``;
 * ``handedness_accuracy``, ``recall``;
+* ``miaa`` (pixels): mesh-image alignment of the matched hands (DIR, Sec. 4.3);
+* ``penetration_volume`` (m^3, when the evaluator is given the faces): interpenetration of the predicted right
+  and left meshes on two-hand images (DIR, Sec. 4.5), and ``penetration_volume/gt`` for the ground truth;
 * ``mrrpe``: wrist-to-wrist relative error on images with exactly one annotated left and right hand, both
   matched.
 """
@@ -57,6 +60,8 @@ from hand_recon_core.metrics import (
     describe_alignment,
     detection_ap,
     f_score,
+    interpenetration_volume,
+    miaa,
     pck_curve,
     position_errors,
 )
@@ -150,8 +155,12 @@ class Evaluator:
         min_affinity: matching threshold (see :func:`match_hands`).
     """
 
-    def __init__(self, min_affinity: float = 0.1) -> None:
+    def __init__(self, min_affinity: float = 0.1, faces: Mapping[int, np.ndarray] | None = None) -> None:
         self.min_affinity = float(min_affinity)
+        self.faces = None if faces is None else {int(k): np.asarray(v) for k, v in faces.items()}
+        self._miaa: list[float] = []
+        self._penetration: list[float] = []
+        self._penetration_gt: list[float] = []
         self.rows: list[dict[str, Any]] = []
         self._pairs: list[dict[str, Any]] = []  # matched hands with arrays, for the dataset metrics
         self._det: dict[str, list] = {"pred_boxes": [], "scores": [], "pred_hand": [], "gt_boxes": [], "gt_hand": []}
@@ -187,6 +196,8 @@ class Evaluator:
         self._det["gt_hand"].append(np.asarray(gt["handedness"]).reshape(-1))
 
         wrists: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        meshes: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
+        K = gt.get("K")
         for gi in range(g):
             pi = by_gt.get(gi, -1)
             row = self._row(sample_id, dataset, image_index, gi, pi, gt, pred, scores, aff)
@@ -194,6 +205,12 @@ class Evaluator:
             if pi >= 0:
                 pair = self._pair(len(self.rows) - 1, gi, pi, gt, pred)
                 self._pairs.append(pair)
+                if pair["vertices"] is not None and pair["has_3d"]:
+                    meshes.setdefault(int(gt["handedness"][gi]), []).append(pair["vertices"])
+                    if K is not None:
+                        err = miaa(pair["vertices"][0][None], pair["vertices"][1][None], intrinsics=K)
+                        self._miaa.append(err)
+                        self.rows[-1]["miaa_px"] = err
                 if pair["joints"] is not None and pair["has_3d"] and pair["mask"][WRIST_INDEX]:
                     wrists.setdefault(int(gt["handedness"][gi]), []).append(
                         (pair["joints"][0][WRIST_INDEX], pair["joints"][1][WRIST_INDEX]))
@@ -206,6 +223,12 @@ class Evaluator:
         if sorted(annotated) == [RIGHT, LEFT] and len(wrists.get(RIGHT, [])) == 1 and len(wrists.get(LEFT, [])) == 1:
             (pr, gr), (pl, gl) = wrists[RIGHT][0], wrists[LEFT][0]
             self._mrrpe.append(float(np.linalg.norm((pl - pr) - (gl - gr))))
+        if (self.faces is not None and sorted(annotated) == [RIGHT, LEFT] and len(meshes.get(RIGHT, [])) == 1
+                and len(meshes.get(LEFT, [])) == 1):
+            (vr, gvr), (vl, gvl) = meshes[RIGHT][0], meshes[LEFT][0]
+            fr, fl = self.faces[RIGHT], self.faces[LEFT]
+            self._penetration.append(interpenetration_volume(vr, fr, vl, fl))
+            self._penetration_gt.append(interpenetration_volume(gvr, fr, gvl, fl))
 
     def _row(self, sample_id: str, dataset: str, image_index: int, gi: int, pi: int, gt: Mapping[str, Any],
              pred: Mapping[str, Any], scores: np.ndarray | None, aff: np.ndarray) -> dict[str, Any]:
@@ -337,6 +360,14 @@ class Evaluator:
         put("mrrpe", _nanmean(self._mrrpe), "m",
             f"none (camera frame; left-minus-right mano21 joint {WRIST_INDEX} (wrist), prediction vs GT)",
             len(self._mrrpe))
+        put("miaa", _nanmean(self._miaa), "px",
+            "none (predicted vs GT vertices projected with the image's K; matched hands)", len(self._miaa))
+        if self.faces is not None:
+            note = ("none (predicted right and left meshes, camera frame; voxels of 5 mm, centre inside both by "
+                    "winding number; images with one annotated and matched hand of each side)")
+            put("penetration_volume", _nanmean(self._penetration), "m^3", note, len(self._penetration))
+            put("penetration_volume/gt", _nanmean(self._penetration_gt), "m^3",
+                note.replace("predicted", "ground-truth"), len(self._penetration_gt))
         return {
             "num_images": self.num_images,
             "num_gt_hands": num_gt,

@@ -199,18 +199,24 @@ class ShardDataset(Dataset):
         extras: return the stored extra keys too (when the shards hold them); False (default) returns the
             sample-format keys only.
         transform: optional callable applied to each sample.
+        cache_bytes: shard files (compressed bytes) kept in memory per process, at least one; shuffled training
+            over a set that fits reads each file once.
 
     Attributes:
         meta: the ``index.json`` contents.
     """
 
-    def __init__(self, directory: str | Path, extras: bool = False, transform=None) -> None:
+    def __init__(self, directory: str | Path, extras: bool = False, transform=None,
+                 cache_bytes: int = 1 << 30) -> None:
         self.directory = Path(directory)
         self.meta = read_index(self.directory)
         self.extras = bool(extras)
         self.transform = transform
         self._starts = np.array([s["start"] for s in self.meta["shards"]], dtype=np.int64)
+        self.cache_bytes = int(cache_bytes)
         self._open: dict[int, object] = {}
+        self._sizes: dict[int, int] = {}
+        self._cached_bytes = 0
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -218,13 +224,17 @@ class ShardDataset(Dataset):
 
     def _shard(self, k: int):
         if self._pid != os.getpid():  # forked into a worker: never share file handles
-            self._open, self._pid = {}, os.getpid()
+            self._open, self._sizes, self._cached_bytes, self._pid = {}, {}, 0, os.getpid()
         if k not in self._open:
-            if len(self._open) >= 2:
-                old = next(iter(self._open))
-                self._open.pop(old).close()
             data = (self.directory / self.meta["shards"][k]["file"]).read_bytes()
+            # keep the (compressed) shard bytes of shuffled access in memory up to the budget, oldest out first
+            while self._open and self._cached_bytes + len(data) > self.cache_bytes:
+                old = next(iter(self._open))
+                self._cached_bytes -= self._sizes.pop(old)
+                self._open.pop(old).close()
             self._open[k] = np.load(io.BytesIO(data), allow_pickle=False)
+            self._sizes[k] = len(data)
+            self._cached_bytes += len(data)
         return self._open[k]
 
     def __getitem__(self, index: int) -> dict:
@@ -240,5 +250,5 @@ class ShardDataset(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_open"] = {}
+        state["_open"], state["_sizes"], state["_cached_bytes"] = {}, {}, 0
         return state

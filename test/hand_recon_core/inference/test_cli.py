@@ -10,6 +10,7 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from hand_recon_core.cli.main import main
 from hand_recon_core.inference.backends import tensorrt_unavailable_reason
@@ -65,6 +66,46 @@ def test_export_onnx_prints_a_passing_parity_check(checkpoint, tmp_path, capsys)
     assert rc == 0 and out.is_file() and report["parity"] == "PASS"
     assert max(report["max_abs_diff_vs_torch"].values()) <= 1e-4
     assert report["input"] == ["image", [1, 3, 64, 64]]
+
+
+def test_export_package_halves_the_file_and_predicts_like_the_original(checkpoint, tmp_path, capsys,
+                                                                       interacting_sample):
+    from hand_recon_core.inference.pipeline import Pipeline
+    from hand_recon_core.training.checkpoint import load_checkpoint
+
+    out = tmp_path / "pkg" / "detector.pt"
+    rc = main(["export", "--checkpoint", str(checkpoint), "--format", "package", "--out", str(out)])
+    report = json.loads(capsys.readouterr().out)
+    assert rc == 0 and report["precision"] == "fp16"
+    packed = load_checkpoint(out)
+    assert "optimizer" not in packed and packed["packed"]["fp16"]
+    assert all(v.dtype != torch.float32 for v in packed["model"].values())
+    assert out.stat().st_size < 0.6 * checkpoint.stat().st_size
+    kw = {"score_threshold": 0.0, "max_hands": 2}
+    a = Pipeline.from_checkpoint(checkpoint, **kw)(interacting_sample["image"], interacting_sample["K"])
+    b = Pipeline.from_checkpoint(out, **kw)(interacting_sample["image"], interacting_sample["K"])
+    assert len(a.hands) == len(b.hands) == 2
+    for ha, hb in zip(a.hands, b.hands):
+        np.testing.assert_allclose(hb.joints_3d, ha.joints_3d, atol=5e-3)  # fp16 weights: millimetres
+
+
+def test_eval_through_the_pipeline_with_a_refiner_and_the_mean_pose_baseline(checkpoint, tiny_model,
+                                                                             write_checkpoint, tmp_path, capsys):
+    refiner = write_checkpoint(tmp_path / "ref.pt", tiny_model("dir"))
+    out = tmp_path / "eval"
+    rc = main(["eval", "--checkpoint", str(checkpoint), "--refiner", str(refiner), "--baseline", "mean-pose",
+               "--data", "synthetic-interacting:count=3,size=96,seed=4", "--out", str(out),
+               "--score-threshold", "0", "--max-hands", "2"])
+    result = json.loads(capsys.readouterr().out)
+    assert rc == 0 and result["through"] == "Pipeline" and result["refiner"] == str(refiner)
+    assert result["num_images"] == 3 and result["num_gt_hands"] == 6 and result["num_pred_hands"] == 6
+    assert result["hands_refined"] % 2 == 0 and result["hands_refined"] <= 6  # refined in left-right pairs
+    assert (out / "metrics.json").is_file() and (out / "baseline_mean-pose" / "metrics.json").is_file()
+    base = result["baseline"]
+    assert base["num_matched"] == result["num_matched"]  # the same detections, only the 3D hands differ
+    assert result["num_matched"] > 0
+    m, b = result["metrics"]["mpjpe/wrist"]["value"], base["metrics"]["mpjpe/wrist"]["value"]
+    assert m is not None and b is not None and m != b
 
 
 def test_export_tensorrt_fails_clearly_where_unavailable(checkpoint, tmp_path, capsys):

@@ -129,3 +129,25 @@ def test_missing_prediction_keys_give_nan_not_errors():
     m = ev.compute()["metrics"]
     assert np.isnan(m["mpjpe/abs"]["value"]) and m["mpjpe/abs"]["count"] == 0
     assert m["kp2d_epe_px"]["value"] == 0.0 and "detection_ap50" not in m
+
+
+def test_miaa_and_interpenetration_of_two_hand_images():
+    from hand_recon_core.render.primitives import sphere_mesh
+
+    verts, faces = sphere_mesh(0.03, rings=12, segments=24)  # closed 3 cm sphere
+    verts, faces = np.asarray(verts, np.float32), np.asarray(faces)
+    gt = _gt([(RIGHT, (0, 0, 10, 10), 0.0), (LEFT, (5, 0, 15, 10), 0.1)])
+    gt["vertices_3d"] = np.stack([verts + [0.0, 0, 0.5], verts + [0.1, 0, 0.5]]).astype(np.float32)  # apart
+    gt["K"] = np.array([[500.0, 0, 64], [0, 500.0, 64], [0, 0, 1]])
+    pred = _pred(gt, [0, 1], shift=(0.0, 0.0, 0.0))
+    pred["vertices_3d"] = gt["vertices_3d"].copy()
+    pred["vertices_3d"][1, :, 0] -= 0.07  # the left sphere moved 7 cm: centres 3 cm apart, 3 cm overlap
+    ev = Evaluator(faces={RIGHT: faces, LEFT: faces})
+    ev.add(pred, gt)
+    m = ev.compute()["metrics"]
+    # MIAA: right hand exact (0 px), left hand shifted 0.07 m at ~0.5 m depth = ~70 px (perspective: slightly more)
+    assert m["miaa"]["value"] == pytest.approx(35.0, rel=5e-3) and m["miaa"]["count"] == 2
+    cap = np.pi * 0.015**2 * (3 * 0.03 - 0.015) / 3  # lens of r = 3 cm spheres 3 cm apart: two caps, h = 1.5 cm
+    assert m["penetration_volume"]["value"] == pytest.approx(2 * cap, rel=0.15)
+    assert m["penetration_volume/gt"]["value"] == 0.0
+    assert "penetration_volume" not in Evaluator().compute()["metrics"]  # only with faces

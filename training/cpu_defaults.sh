@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Reproduce the package's CPU-trained checkpoints, their ablations and their evaluation JSON, on a 2-core CPU.
+#
+#   training/cpu_defaults.sh [data|single_stage|ablations|acr|dir|dgcl|pipeline|package|all] ...
+#
+# data:          synthetic shards (128 px) under data/cpu/: multi (1-4 hands) and interacting two-hand scenes,
+#                3000 training + 500 held-out images each (held-out seed 1000, disjoint from training seed 0)
+# single_stage:  config/cpu/single_stage.yaml (the detector default) + eval with the mean-pose baseline
+# ablations:     single-stage without / with the bone + consistency losses
+# acr:           ACR variants G, G+P, G+C+P
+# dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane
+# dgcl:          HandDGCL GCN baseline and GCN + DGCLNet
+# pipeline:      detector alone vs detector + refiner on the interacting held-out set (through the Pipeline)
+# package:       fp16 inference copies -> hand_recon_core/assets/{detector,refiner}_default.pt, eval JSON ->
+#                training/results/
+# Every run writes runs/cpu/<experiment>/ (checkpoints, curves, eval/); the tables are made by
+# training/cpu_tables.py from those folders.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -f .ros_ws/env.sh ]; then source .ros_ws/env.sh; fi
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
+DATA=data/cpu
+MULTI_TEST="synthetic-multi:shards=$DATA/multi_test"
+INTER_TEST="synthetic-interacting:shards=$DATA/inter_test"
+
+synth() {  # family count seed out [params...]
+  local family=$1 count=$2 seed=$3 out=$4; shift 4
+  [ -f "$out/index.json" ] || hand-recon synth --family "$family" --count "$count" --size 128 --seed "$seed" \
+    --out "$out" --workers 2 --quiet "$@"
+}
+
+train() {  # config
+  local name; name=$(basename "$1" .yaml)
+  if [ -f "runs/cpu/$name/checkpoints/.done" ]; then return; fi
+  hand-recon train --config "$1" --resume auto
+  touch "runs/cpu/$name/checkpoints/.done"
+}
+
+last_ckpt() { ls runs/cpu/"$1"/checkpoints/step_*.pt | tail -1; }
+
+evaluate() {  # experiment data-spec
+  hand-recon eval --checkpoint "$(last_ckpt "$1")" --data "$2" --out "runs/cpu/$1/eval" --baseline mean-pose \
+    --vis 8 > /dev/null
+}
+
+step_data() {
+  synth multi 3000 0 $DATA/multi_train --param 'num_hands=[1,4]' --param 'extent_range=[0.2,0.6]'
+  synth multi 500 1000 $DATA/multi_test --param 'num_hands=[1,4]' --param 'extent_range=[0.2,0.6]'
+  synth interacting 3000 0 $DATA/inter_train
+  synth interacting 500 1000 $DATA/inter_test
+}
+step_single_stage() { train config/cpu/single_stage.yaml; evaluate single_stage "$MULTI_TEST"; }
+step_ablations() {
+  for arm in base full; do
+    train "config/cpu/single_stage_ablation_$arm.yaml"; evaluate "single_stage_ablation_$arm" "$MULTI_TEST"
+  done
+}
+step_acr() { for v in g gp gcp; do train "config/cpu/acr_$v.yaml"; evaluate "acr_$v" "$INTER_TEST"; done; }
+step_dir() { for v in dir dir_t1 dir_single_plane; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
+step_dgcl() { for v in dgcl_gcn dgcl; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
+step_pipeline() {
+  hand-recon eval --checkpoint "$(last_ckpt single_stage)" --pipeline --data "$INTER_TEST" \
+    --out runs/cpu/pipeline/detector_alone > /dev/null
+  hand-recon eval --checkpoint "$(last_ckpt single_stage)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
+    --out runs/cpu/pipeline/detector_dir > /dev/null
+}
+step_package() {
+  hand-recon export --checkpoint "$(last_ckpt single_stage)" --format package \
+    --out hand_recon_core/assets/detector_default.pt
+  hand-recon export --checkpoint "$(last_ckpt acr_gcp)" --format package --out hand_recon_core/assets/acr_default.pt
+  hand-recon export --checkpoint "$(last_ckpt dir)" --format package --out hand_recon_core/assets/refiner_default.pt
+  python training/cpu_tables.py --runs runs/cpu --out training/results
+}
+
+steps=("$@")
+if [ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ]; then
+  steps=(data single_stage ablations acr dir dgcl pipeline package)
+fi
+for s in "${steps[@]}"; do "step_$s"; done
