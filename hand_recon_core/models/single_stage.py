@@ -50,7 +50,7 @@ data have real intrinsics.
 
 A cell ``(x, y)`` turns its translation code ``(du, dv, s)`` into the camera-frame wrist (root joint) position
 
-    z    = depth_scale * (f_x / S) * exp(s)                         (metres; s clamped to [-2, 4])
+    z    = depth_scale * (f_x / S) * exp(s)                         (metres; s soft-clamped to [-2, 4])
     root = z K^-1 [u_c, v_c, 1]^T + offset_unit * (du, dv, 0)        (metres, camera frame)
 
 with ``(u_c, v_c) = 8 x + 3.5, 8 y + 3.5`` the cell centre in input pixels: the wrist lies on the cell's ray,
@@ -186,6 +186,15 @@ INTRINSICS = ("fixed", "sample")
 
 
 # --------------------------------------------------------------------------------------------------- camera
+def soft_clamp(x: torch.Tensor, lo: float, hi: float) -> torch.Tensor:
+    """Smooth clamp of ``x`` into ``(lo, hi)``: ``c + h tanh((x - c) / h)`` (centre ``c``, half-width ``h``).
+
+    Close to the identity near the centre, never flat: the gradient stays non-zero everywhere.
+    """
+    c, h = (lo + hi) / 2.0, (hi - lo) / 2.0
+    return c + h * torch.tanh((x - c) / h)
+
+
 def fixed_intrinsics(size: int, focal_ratio: float = 1.0) -> torch.Tensor:
     """The paper's shared camera for ``size`` x ``size`` network inputs (Eq. 6).
 
@@ -225,7 +234,9 @@ def cell_translation(camera: torch.Tensor, cells: torch.Tensor, K: torch.Tensor,
     """
     cam = camera.float()
     uv = cell_to_pixel(cells, stride).to(cam.device)  # (M, 2)
-    s = cam[:, 2].clamp(*LOG_DEPTH_RANGE)
+    # soft clamp: a hard one has zero gradient outside the range, and a code that drifts there (a hand pushed to
+    # the far limit early in training) could never come back
+    s = soft_clamp(cam[:, 2], *LOG_DEPTH_RANGE)
     z = depth_scale * K[:, 0, 0].float() / size * torch.exp(s)
     on_ray = backproject_pixels(uv[:, None], z[:, None], K.float())[:, 0]
     offset = torch.cat([cam[:, :2] * offset_unit, torch.zeros_like(cam[:, :1])], dim=1)

@@ -26,6 +26,7 @@ from hand_recon_core.models.single_stage import (
     SingleStageMethod,
     cell_translation,
     fixed_intrinsics,
+    soft_clamp,
 )
 
 SIZE = 64
@@ -113,12 +114,25 @@ def test_cell_translation_projects_the_root_to_the_cell():
     assert torch.allclose(transl + j0, root)
     uv = project_points(root[:, None], k)[:, 0]
     assert torch.allclose(uv, cell_to_pixel(cells, STRIDE), atol=1e-4)
-    assert torch.allclose(root[:, 2], 0.4 * torch.exp(cam[:, 2]), rtol=1e-6)  # f / S = 1
+    assert torch.allclose(root[:, 2], 0.4 * torch.exp(soft_clamp(cam[:, 2], -2.0, 4.0)), rtol=1e-6)  # f / S = 1
     # the lateral code moves the wrist by offset_unit metres per unit at the same depth
     cam2 = cam.clone()
     cam2[:, :2] = torch.tensor([0.5, -1.0])
     _, root2 = cell_translation(cam2, cells, k, j0, SIZE, STRIDE, depth_scale=0.4, offset_unit=0.1)
     assert torch.allclose(root2 - root, torch.tensor([0.05, -0.1, 0.0]).expand(m, 3), atol=1e-6)
+
+
+def test_soft_clamp_bounds_smoothly_and_never_kills_the_gradient():
+    x = torch.linspace(-50, 50, 201, requires_grad=True)
+    y = soft_clamp(x, -2.0, 4.0)
+    assert bool((y >= -2.0).all() and (y <= 4.0).all()) and bool((y[1:] >= y[:-1]).all())
+    assert abs(float(soft_clamp(torch.tensor(1.0), -2.0, 4.0)) - 1.0) < 1e-7  # the centre is a fixed point
+    assert abs(float(soft_clamp(torch.tensor(0.0), -2.0, 4.0))) < 0.05  # near the identity around 0
+    y.sum().backward()
+    assert bool((x.grad[100:105] > 0.85).all())  # ~ slope 1 around the centre (x in [0, 2])
+    t = torch.tensor(6.0, requires_grad=True)
+    soft_clamp(t, -2.0, 4.0).backward()
+    assert t.grad > 0  # a hard clamp would have zero gradient here
 
 
 @pytest.mark.parametrize("side", [RIGHT, LEFT])
