@@ -56,7 +56,12 @@ step_ablations() {
   done
 }
 step_acr() { for v in g gp gcp; do train "config/cpu/acr_$v.yaml"; evaluate "acr_$v" "$INTER_TEST"; done; }
-step_dir() { for v in dir dir_t1 dir_single_plane; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
+step_dir() {
+  for v in dir dir_t1 dir_single_plane; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done
+  # the initial estimate of the default DIR (stage 0), for "refined vs initial"
+  hand-recon eval --checkpoint "$(last_ckpt dir)" --data "$INTER_TEST" --out runs/cpu/dir/eval_initial \
+    --set method.kwargs.predict_stage=0 > /dev/null
+}
 step_dgcl() { for v in dgcl_gcn dgcl; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
 step_pipeline() {
   hand-recon eval --checkpoint "$(last_ckpt single_stage)" --pipeline --data "$INTER_TEST" \

@@ -32,6 +32,7 @@ TABLES = [
         ("mean-pose baseline at G+C+P's detections", "acr_gcp", "eval/baseline_mean-pose"),
     ]),
     ("DIR ablation (its Table 1 / Sec. 4.4; interacting held-out set)", [
+        ("initial estimate (stage 0) of the default", "dir", "eval_initial"),
         ("T = 1, multi-plane", "dir_t1", "eval"),
         ("T = 2, single-plane", "dir_single_plane", "eval"),
         ("T = 2, multi-plane (default)", "dir", "eval"),

@@ -42,6 +42,9 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--score-threshold", type=float, default=None,
                         help="Pipeline evaluation: detection score threshold (default: the detector's)")
     parser.add_argument("--max-hands", type=int, default=None, help="Pipeline evaluation: most hands per image")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="change the checkpoint's config before building the method (repeatable), e.g. "
+                             "--set method.kwargs.predict_stage=0 evaluates DIR's initial estimate")
     parser.add_argument("--baseline", choices=("mean-pose",), default=None,
                         help="also score a trivial baseline on the same detections (mean root-relative hand of "
                              "the evaluated ground truth at each predicted wrist); written to OUT/baseline_<name>")
@@ -73,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_checkpoint(args.checkpoint, args.data, out, vis=args.vis,
                                          max_samples=args.max_samples, device=args.device,
                                          batch_size=args.batch_size, num_workers=args.workers,
-                                         hand_model=args.hand_model, progress=args.progress, baseline=args.baseline)
+                                         hand_model=args.hand_model, progress=args.progress, baseline=args.baseline,
+                                         overrides=args.overrides)
     except (CheckpointError, CheckpointMismatchError, UnknownMethodError, MethodKwargsError, ConfigError,
             FileNotFoundError, KeyError, ValueError, ModuleNotFoundError) as exc:
         logging.getLogger(__name__).debug("traceback", exc_info=True)

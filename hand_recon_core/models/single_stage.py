@@ -178,6 +178,8 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 #: Range of the log-depth code ``s`` (``z = depth_scale * f / S * exp(s)``).
 LOG_DEPTH_RANGE = (-2.0, 4.0)
+#: Range of the predicted shape coefficients (soft-clamped; the synthetic engine samples N(0, 1) clipped to 2.5).
+BETA_RANGE = (-3.0, 3.0)
 #: Smallest depth used when projecting (metres): keeps losses finite for points at or behind the camera.
 MIN_PROJECTION_DEPTH = 1e-3
 
@@ -373,7 +375,9 @@ class SingleStageNet(nn.Module):
             p = params.float()
             go = p[:, slice(*PARAM_SLICES["global_orient"])]
             fp = p[:, slice(*PARAM_SLICES["finger_pose"])]
-            betas = p[:, slice(*PARAM_SLICES["betas"])]
+            # bounded shape: unbounded betas let early training shrink every hand to a point (a tiny hand has a
+            # smaller root-relative error than a full-size hand in a wrong pose) and stay there
+            betas = soft_clamp(p[:, slice(*PARAM_SLICES["betas"])], *BETA_RANGE)
             cam = p[:, slice(*PARAM_SLICES["camera"])]
             m = p.shape[0]
             v = self.num_vertices

@@ -8,7 +8,7 @@ Outputs in ``out_dir``: ``metrics.json`` and ``per_sample.csv`` (:class:`~.evalu
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,7 @@ from hand_recon_core.data.build import build_dataset
 from hand_recon_core.data.sample import LEFT, RIGHT
 from hand_recon_core.models.registry import create_method, import_plugins
 from hand_recon_core.training import checkpoint as ckpt_io
-from hand_recon_core.training.config import ExperimentConfig, config_from_dict
+from hand_recon_core.training.config import ExperimentConfig, config_from_dict, load_config
 from hand_recon_core.training.data import MethodDataset, make_loader
 from hand_recon_core.training.engine import autocast_context, move_to_device, resolve_device
 from hand_recon_core.training.evaluator import Evaluator
@@ -34,7 +34,8 @@ logger = logging.getLogger(__name__)
 
 
 def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu", method: str | None = None,
-                 hand_model: str | None = None) -> tuple[ExperimentConfig, Any, nn.Module, dict[str, Any]]:
+                 hand_model: str | None = None, overrides: Sequence[str] = ()
+                 ) -> tuple[ExperimentConfig, Any, nn.Module, dict[str, Any]]:
     """Rebuild the method and model of a checkpoint and load its weights (strictly, weights-only).
 
     Args:
@@ -42,6 +43,8 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu", met
         device: where to put the model.
         method: expected method name (None: whatever the checkpoint holds, if registered).
         hand_model: expected hand model (None: the checkpoint's).
+        overrides: ``key=value`` changes to the stored config before the method is built (evaluation-time
+            options such as ``method.kwargs.predict_stage=0``; the weights must still fit).
 
     Returns:
         ``(cfg, method, model, ckpt)`` with the model in eval mode.
@@ -51,7 +54,7 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu", met
         :mod:`hand_recon_core.training.checkpoint`.
     """
     ckpt = ckpt_io.load_checkpoint(checkpoint, map_location="cpu")
-    cfg = config_from_dict(ckpt["config"])
+    cfg = load_config(None, list(overrides), base=ckpt["config"]) if overrides else config_from_dict(ckpt["config"])
     cfg.backbone.pretrained = None  # the checkpoint holds all weights; the original file may not exist here
     import_plugins(cfg.imports)
     ckpt_io.check_method(ckpt, method, source=str(checkpoint))
@@ -130,7 +133,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
                         max_samples: int | None = None, device: str = "auto", batch_size: int | None = None,
                         num_workers: int = 0, hand_model: str | None = None,
                         faces: Mapping[int, np.ndarray] | None = None, min_affinity: float = 0.1,
-                        progress: bool = False, baseline: str | None = None) -> dict[str, Any]:
+                        progress: bool = False, baseline: str | None = None,
+                        overrides: Sequence[str] = ()) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the dataset ``data`` and write the results into ``out_dir``.
 
     Args:
@@ -148,6 +152,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
         progress: show a tqdm bar.
         baseline: also score a trivial baseline (:data:`~.baselines.BASELINES`: ``"mean-pose"``) on the same
             detections; written to ``out_dir/baseline_<name>/`` and returned under ``"baseline"``.
+        overrides: config ``key=value`` changes applied before building the method (see :func:`load_trained`).
 
     Returns:
         The ``metrics.json`` content (plus ``"baseline"`` when asked).
@@ -157,7 +162,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
     if baseline is not None and baseline not in BASELINES:
         raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
     dev = resolve_device(device)
-    cfg, method, model, ckpt = load_trained(checkpoint, dev, hand_model=hand_model)
+    cfg, method, model, ckpt = load_trained(checkpoint, dev, hand_model=hand_model, overrides=overrides)
     if faces is None:
         try:
             faces = hand_faces(cfg.hand_model)
@@ -198,7 +203,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
                 write_panel(out / "vis" / f"{written:05d}.png", panel)
                 written += 1
     extra = {"checkpoint": str(checkpoint), "method": cfg.method.name, "hand_model": ckpt.get("hand_model"),
-             "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version")}
+             "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version"),
+             "overrides": list(overrides)}
     return _write_with_baseline(evaluator, out, extra, baseline, kept, mean, min_affinity, faces)
 
 

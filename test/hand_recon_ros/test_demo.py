@@ -16,7 +16,8 @@ def test_ros_demo_records_every_output(ros_available, tmp_path):
     from hand_recon_core.cli.main import main
 
     out = tmp_path / "demo"
-    assert main(["ros-demo", "--frames", "6", "--rate", "10", "--size", "192", "144", "--out", str(out)]) == 0
+    assert main(["ros-demo", "--model", "oracle", "--frames", "6", "--rate", "10", "--size", "192", "144",
+                 "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["model"] == "oracle" and summary["frames_published"] == 6
     assert summary["frames_processed"] >= 5
