@@ -148,7 +148,8 @@ def test_reconstructed_wrist_projects_to_its_cell(built, side):
     assert torch.allclose(hands["keypoints_2d"][:, 0], cell_to_pixel(cells, STRIDE), atol=1e-3)
     assert torch.allclose(hands["joints"][:, 0], hands["root"], atol=1e-5)
     layer = net.hands.layers[side]
-    ref = layer(global_orient=params[:, :3], hand_pose=params[:, 3:48], betas=params[:, 48:58], transl=hands["transl"])
+    assert torch.allclose(hands["betas"], soft_clamp(params[:, 48:58], -3.0, 3.0))  # bounded shape
+    ref = layer(global_orient=params[:, :3], hand_pose=params[:, 3:48], betas=hands["betas"], transl=hands["transl"])
     assert torch.allclose(ref.vertices, hands["vertices"], atol=1e-6)
 
 
