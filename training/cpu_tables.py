@@ -10,6 +10,7 @@ cubic centimetres for interpenetration volume, fractions for AP / accuracy.
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 from pathlib import Path
 
@@ -108,6 +109,17 @@ def main(argv: list[str] | None = None) -> int:
                     payload["baseline_mean_pose"] = json.loads(base.read_text())
                 (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
         lines.append("")
+    lines += ["## DIR training log: root-relative MPJPE of the initial vs the refined estimate (training images, "
+              "mean of the last logged window)", "", "| run | initial mm | refined mm |", "|---|---|---|"]
+    for exp in ("dir_t1", "dir_single_plane", "dir"):
+        log = args.runs / exp / "logs" / "train.csv"
+        if log.is_file():
+            last = list(csv.DictReader(log.open()))[-1]
+            lines.append(f"| {exp} | {float(last['mpjpe_mm_initial']):.1f} | {float(last['mpjpe_mm']):.1f} |")
+    lines.append("")
+    notes = args.out / "OBSERVATIONS.md"
+    if notes.is_file():
+        lines += ["", notes.read_text()]
     (args.out / "RESULTS.md").write_text("\n".join(lines))
     print((args.out / "RESULTS.md").read_text())
     return 0
