@@ -69,12 +69,16 @@ step_pipeline() {
   hand-recon eval --checkpoint "$(last_ckpt single_stage)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
     --out runs/cpu/pipeline/detector_dir > /dev/null
 }
+package() {  # experiment asset-name: only a run that beats its mean-pose baseline by a wide margin ships
+  if python training/cpu_tables.py --runs runs/cpu --gate "$1"; then
+    hand-recon export --checkpoint "$(last_ckpt "$1")" --format package --out "hand_recon_core/assets/$2"
+  fi
+}
 step_package() {
-  hand-recon export --checkpoint "$(last_ckpt single_stage)" --format package \
-    --out hand_recon_core/assets/detector_default.pt
-  hand-recon export --checkpoint "$(last_ckpt acr_gcp)" --format package --out hand_recon_core/assets/acr_default.pt
-  hand-recon export --checkpoint "$(last_ckpt dir)" --format package --out hand_recon_core/assets/refiner_default.pt
   python training/cpu_tables.py --runs runs/cpu --out training/results
+  package single_stage detector_default.pt
+  package acr_gcp acr_default.pt
+  package dir refiner_default.pt
 }
 
 steps=("$@")

@@ -78,11 +78,39 @@ def _stage(run: Path) -> str:
     return f"{cfg['train'].get('max_steps')} steps x batch {cfg['data']['batch_size']}"
 
 
+def beats_baseline(eval_dir: Path, margin: float = 0.8, min_recall: float = 0.5) -> tuple[bool, str]:
+    """Whether a run's held-out evaluation beats its mean-pose baseline "by a wide margin".
+
+    Wide margin: root-relative MPJPE below ``margin`` x the baseline's, and at least ``min_recall`` of the
+    ground-truth hands matched. Returns ``(ok, reason)``.
+    """
+    path = eval_dir / "metrics.json"
+    base_path = eval_dir / "baseline_mean-pose" / "metrics.json"
+    if not path.is_file() or not base_path.is_file():
+        return False, f"no evaluation with baseline in {eval_dir}"
+    m = json.loads(path.read_text())["metrics"]
+    b = json.loads(base_path.read_text())["metrics"]
+    recall = m["recall"]["value"] or 0.0
+    ours, theirs = m["mpjpe/wrist"]["value"], b["mpjpe/wrist"]["value"]
+    if recall < min_recall or ours is None or theirs is None:
+        return False, f"recall {recall:.2f} < {min_recall} (or no 3D error)"
+    if ours >= margin * theirs:
+        return False, f"MPJPE {ours * 1e3:.1f} mm is not below {margin} x the baseline's {theirs * 1e3:.1f} mm"
+    return True, f"MPJPE {ours * 1e3:.1f} mm vs baseline {theirs * 1e3:.1f} mm, recall {recall:.2f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("runs/cpu"))
     parser.add_argument("--out", type=Path, default=Path("training/results"))
+    parser.add_argument("--gate", metavar="EXPERIMENT", default=None,
+                        help="only check that EXPERIMENT's evaluation beats its baseline by a wide margin "
+                             "(exit 1 otherwise): packaging refuses a default worse than trivial")
     args = parser.parse_args(argv)
+    if args.gate is not None:
+        ok, reason = beats_baseline(args.runs / args.gate / "eval")
+        print(f"{args.gate}: {'passes' if ok else 'FAILS'} the baseline gate: {reason}")
+        return 0 if ok else 1
     args.out.mkdir(parents=True, exist_ok=True)
     lines = ["# CPU-trained checkpoints: evaluation tables", "",
              "Made by `python training/cpu_tables.py` from the runs of `training/cpu_defaults.sh` (2-core CPU, "

@@ -1,0 +1,49 @@
+"""training/cpu_tables.py: the tables of the CPU reproduction and the packaging gate."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def tables():
+    spec = importlib.util.spec_from_file_location("cpu_tables", ROOT / "training" / "cpu_tables.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _metrics(mpjpe: float | None, recall: float) -> dict:
+    entry = {"value": mpjpe, "unit": "m", "alignment": "wrist", "count": 10}
+    return {"num_images": 5, "metrics": {"mpjpe/wrist": entry, "recall": {"value": recall, "unit": "1"},
+                                         "detection_ap50": {"value": 0.5, "unit": "1"}}}
+
+
+def _write(run: Path, ours: dict, base: dict) -> None:
+    (run / "eval" / "baseline_mean-pose").mkdir(parents=True)
+    (run / "eval" / "metrics.json").write_text(json.dumps(ours))
+    (run / "eval" / "baseline_mean-pose" / "metrics.json").write_text(json.dumps(base))
+
+
+@pytest.mark.parametrize(("ours", "recall", "passes"), [(0.05, 0.9, True), (0.09, 0.9, False), (0.05, 0.2, False),
+                                                         (None, 0.9, False)])
+def test_gate_needs_a_wide_margin_over_the_baseline_and_recall(tables, tmp_path, ours, recall, passes):
+    _write(tmp_path / "single_stage", _metrics(ours, recall), _metrics(0.10, recall))
+    assert tables.main(["--runs", str(tmp_path), "--gate", "single_stage"]) == (0 if passes else 1)
+
+
+def test_tables_list_runs_and_copy_their_json(tables, tmp_path, capsys):
+    _write(tmp_path / "runs" / "single_stage", _metrics(0.05, 0.9), _metrics(0.10, 0.9))
+    out = tmp_path / "results"
+    assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    text = (out / "RESULTS.md").read_text()
+    assert "| single-stage (default, 1200 steps) |" in text and "| 50.0 |" in text and "| 100.0 |" in text
+    assert "(not run)" in text  # the other runs
+    saved = json.loads((out / "single_stage.json").read_text())
+    assert saved["baseline_mean_pose"]["metrics"]["mpjpe/wrist"]["value"] == 0.10
