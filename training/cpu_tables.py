@@ -128,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             metrics = result["metrics"]
             lines.append(f"| {label} | {_stage(args.runs / exp)} | {result['num_images']} | "
                          + " | ".join(_value(metrics, k, s, d) for _, k, s, d in COLUMNS) + " |")
-            if sub in ("eval", "detector_alone", "detector_dir"):
-                name = exp if exp != "pipeline" else f"pipeline_{sub}"
+            if sub in ("eval", "eval_initial", "detector_alone", "detector_dir"):
+                name = {"pipeline": f"pipeline_{sub}"}.get(exp, exp + ("_initial" if sub == "eval_initial" else ""))
                 payload = dict(result)
                 payload.pop("baseline", None)
                 base = path.parent / "baseline_mean-pose" / "metrics.json"
