@@ -10,11 +10,14 @@ distribution of global orientations and poses), so beating it is a conservative 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-__all__ = ["BASELINES", "MeanHand", "mean_pose_predictions"]
+from hand_recon_core.training.evaluator import Evaluator
+
+__all__ = ["BASELINES", "BaselineRecorder", "MeanHand", "mean_pose_predictions"]
 
 #: Names accepted by ``hand-recon eval --baseline``.
 BASELINES = ("mean-pose",)
@@ -92,3 +95,40 @@ def mean_pose_predictions(preds: Sequence[Mapping[str, Any]], mean: MeanHand) ->
                 new["vertices_3d"] = new_verts.astype(np.float32)
         out.append(new)
     return out
+
+
+class BaselineRecorder:
+    """Collects what a baseline needs while an evaluation runs, then scores it on the same detections.
+
+    Args:
+        name: a :data:`BASELINES` name, or None (nothing recorded, nothing written).
+
+    Raises:
+        ValueError: an unknown baseline name (before any evaluation work).
+    """
+
+    def __init__(self, name: str | None) -> None:
+        if name is not None and name not in BASELINES:
+            raise ValueError(f"unknown baseline {name!r}; known: {', '.join(BASELINES)}")
+        self.name = name
+        self.mean = MeanHand()
+        self._kept: list[tuple[Mapping[str, Any], dict[str, Any]]] = []
+
+    def add(self, pred: Mapping[str, Any], gt: Mapping[str, Any]) -> None:
+        """Record one image (its prediction and ground truth; the image and mask are not kept)."""
+        if self.name is None:
+            return
+        self.mean.add(gt)
+        self._kept.append((pred, {k: v for k, v in gt.items() if k not in ("image", "mask")}))
+
+    def write(self, result: dict[str, Any], out_dir: str | Path, extra: Mapping[str, Any], **evaluator_kwargs: Any
+              ) -> dict[str, Any]:
+        """Score the baseline into ``out_dir/baseline_<name>/`` and return ``result`` with it under
+        ``"baseline"`` (``result`` unchanged without a baseline). ``evaluator_kwargs`` go to the Evaluator."""
+        if self.name is None:
+            return result
+        base = Evaluator(**evaluator_kwargs)
+        for pred, gt in zip(mean_pose_predictions([p for p, _ in self._kept], self.mean), (g for _, g in self._kept)):
+            base.add(pred, gt)
+        result["baseline"] = base.write(Path(out_dir) / f"baseline_{self.name}", {**extra, "baseline": self.name})
+        return result

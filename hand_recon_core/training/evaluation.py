@@ -157,10 +157,9 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
     Returns:
         The ``metrics.json`` content (plus ``"baseline"`` when asked).
     """
-    from hand_recon_core.training.baselines import BASELINES, MeanHand
+    from hand_recon_core.training.baselines import BaselineRecorder
 
-    if baseline is not None and baseline not in BASELINES:
-        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
+    recorder = BaselineRecorder(baseline)
     dev = resolve_device(device)
     cfg, method, model, ckpt = load_trained(checkpoint, dev, hand_model=hand_model, overrides=overrides)
     if faces is None:
@@ -189,15 +188,11 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
         from tqdm.auto import tqdm
 
         iterator = tqdm(loader, desc="eval", unit="batch")
-    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    mean = MeanHand()
     for batch, raws in iterator:
         preds = predict_batch(method, model, batch, dev, precision, num_images=len(raws))
         for pred, raw in zip(preds, raws):
             evaluator.add(pred, raw)
-            if baseline is not None:
-                mean.add(raw)
-                kept.append((pred, {k: v for k, v in raw.items() if k not in ("image", "mask")}))
+            recorder.add(pred, raw)
             if written < vis:
                 panel = render_prediction_panel(raw["image"], raw["K"], pred, faces)
                 write_panel(out / "vis" / f"{written:05d}.png", panel)
@@ -205,22 +200,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
     extra = {"checkpoint": str(checkpoint), "method": cfg.method.name, "hand_model": ckpt.get("hand_model"),
              "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version"),
              "overrides": list(overrides)}
-    return _write_with_baseline(evaluator, out, extra, baseline, kept, mean, min_affinity, faces)
-
-
-def _write_with_baseline(evaluator: Evaluator, out: Path, extra: dict[str, Any], baseline: str | None,
-                         kept: list[tuple[dict[str, Any], dict[str, Any]]], mean: Any,
-                         min_affinity: float, faces: Mapping[int, np.ndarray] | None) -> dict[str, Any]:
-    """Write the model's metrics, then (when asked) the baseline's on the same detections."""
-    from hand_recon_core.training.baselines import mean_pose_predictions
-
-    result = evaluator.write(out, extra)
-    if baseline is not None:
-        base = Evaluator(min_affinity=min_affinity, faces=faces)
-        for pred, raw in zip(mean_pose_predictions([p for p, _ in kept], mean), (r for _, r in kept)):
-            base.add(pred, raw)
-        result["baseline"] = base.write(out / f"baseline_{baseline}", {**extra, "baseline": baseline})
-    return result
+    return recorder.write(evaluator.write(out, extra), out, extra, min_affinity=min_affinity, faces=faces)
 
 
 def frame_to_prediction(frame: Any) -> dict[str, Any]:
@@ -257,10 +237,9 @@ def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, r
         The ``metrics.json`` content (plus ``"baseline"`` when asked).
     """
     from hand_recon_core.inference.pipeline import Pipeline
-    from hand_recon_core.training.baselines import BASELINES, MeanHand
+    from hand_recon_core.training.baselines import BaselineRecorder
 
-    if baseline is not None and baseline not in BASELINES:
-        raise ValueError(f"unknown baseline {baseline!r}; known: {', '.join(BASELINES)}")
+    recorder = BaselineRecorder(baseline)
     pipeline = Pipeline.from_checkpoint(detector, device=resolve_device(device), refiner=refiner, **pipeline_kwargs)
     dataset = build_dataset(data)
     n = len(dataset) if max_samples is None else min(int(max_samples), len(dataset))
@@ -270,13 +249,11 @@ def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, r
 
         indices = tqdm(indices, desc="eval", unit="image")
     try:
-        faces = hand_faces(ckpt_io.load_checkpoint(detector)["hand_model"])
+        faces = hand_faces(pipeline.detector_model.hand_model)
     except (FileNotFoundError, ValueError) as exc:
         logger.warning("no faces for the detector's hand model (%s): no interpenetration volume", exc)
         faces = None
     evaluator = Evaluator(min_affinity=min_affinity, faces=faces)
-    kept: list[tuple[dict[str, Any], dict[str, Any]]] = []
-    mean = MeanHand()
     refined = 0
     for i in indices:
         raw = dataset[i]
@@ -284,12 +261,11 @@ def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, r
         refined += sum(bool(h.refined) for h in frame.hands)
         pred = frame_to_prediction(frame)
         evaluator.add(pred, raw)
-        if baseline is not None:
-            mean.add(raw)
-            kept.append((pred, {k: v for k, v in raw.items() if k not in ("image", "mask")}))
+        recorder.add(pred, raw)
     extra = {"detector": str(detector), "refiner": None if refiner is None else str(refiner),
              "hands_refined": refined, "data": _spec_repr(data), "through": "Pipeline"}
-    return _write_with_baseline(evaluator, Path(out_dir), extra, baseline, kept, mean, min_affinity, faces)
+    result = evaluator.write(out_dir, extra)
+    return recorder.write(result, out_dir, extra, min_affinity=min_affinity, faces=faces)
 
 
 def _spec_repr(data: Any) -> Any:

@@ -216,7 +216,6 @@ class ShardDataset(Dataset):
         self.cache_bytes = int(cache_bytes)
         self._open: dict[int, object] = {}
         self._sizes: dict[int, int] = {}
-        self._cached_bytes = 0
         self._pid = os.getpid()
 
     def __len__(self) -> int:
@@ -224,17 +223,16 @@ class ShardDataset(Dataset):
 
     def _shard(self, k: int):
         if self._pid != os.getpid():  # forked into a worker: never share file handles
-            self._open, self._sizes, self._cached_bytes, self._pid = {}, {}, 0, os.getpid()
+            self._open, self._sizes, self._pid = {}, {}, os.getpid()
         if k not in self._open:
             data = (self.directory / self.meta["shards"][k]["file"]).read_bytes()
             # keep the (compressed) shard bytes of shuffled access in memory up to the budget, oldest out first
-            while self._open and self._cached_bytes + len(data) > self.cache_bytes:
+            while self._open and sum(self._sizes.values()) + len(data) > self.cache_bytes:
                 old = next(iter(self._open))
-                self._cached_bytes -= self._sizes.pop(old)
+                del self._sizes[old]
                 self._open.pop(old).close()
             self._open[k] = np.load(io.BytesIO(data), allow_pickle=False)
             self._sizes[k] = len(data)
-            self._cached_bytes += len(data)
         return self._open[k]
 
     def __getitem__(self, index: int) -> dict:
@@ -250,5 +248,5 @@ class ShardDataset(Dataset):
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
-        state["_open"], state["_sizes"], state["_cached_bytes"] = {}, {}, 0
+        state["_open"], state["_sizes"] = {}, {}
         return state
