@@ -24,9 +24,10 @@ Public API::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from hand_recon_core.data.synthetic.dataset import FAMILY_ALIASES, SyntheticDataset, canonical_family
 from hand_recon_core.data.synthetic.engine import generate_sample
@@ -50,14 +51,15 @@ __all__ = [
 ]
 
 
-def build_synthetic_dataset(family: str, shards: str | Path | None = None, **kwargs) -> Dataset:
+def build_synthetic_dataset(family: str, shards: str | Path | Sequence[str | Path] | None = None,
+                            **kwargs) -> Dataset:
     """The dataset of a ``synthetic-<family>`` spec.
 
     Args:
         family: family name or alias (``single``, ``interacting`` / ``two-hand``, ``multi``, ``hand_object``).
-        shards: optional shard directory written by ``hand-recon synth``: read it (``ShardDataset``; its
-            family must match) instead of generating on the fly. Remaining kwargs then go to ``ShardDataset``
-            (``extras``, ``transform``).
+        shards: optional shard directory written by ``hand-recon synth``, or a list of them (concatenated in
+            order, e.g. two seed streams): read it (``ShardDataset``; the family must match) instead of
+            generating on the fly. Remaining kwargs then go to ``ShardDataset`` (``extras``, ``transform``).
         **kwargs: :class:`SyntheticDataset` arguments (``count`` (default 1000), ``size``, ``seed``,
             ``hand_model``, ``background_dir``, ``extras``, ``transform``, family parameters).
 
@@ -66,8 +68,12 @@ def build_synthetic_dataset(family: str, shards: str | Path | None = None, **kwa
     """
     family = canonical_family(family)
     if shards is not None:
-        ds = ShardDataset(shards, **kwargs)
-        if ds.meta["family"] != family:
-            raise ValueError(f"shards in {shards} hold family {ds.meta['family']!r}, not {family!r}")
-        return ds
+        dirs = [shards] if isinstance(shards, (str, Path)) else list(shards)
+        if not dirs:
+            raise ValueError("shards: empty list of shard directories")
+        parts = [ShardDataset(d, **kwargs) for d in dirs]
+        for d, ds in zip(dirs, parts):
+            if ds.meta["family"] != family:
+                raise ValueError(f"shards in {d} hold family {ds.meta['family']!r}, not {family!r}")
+        return parts[0] if len(parts) == 1 else ConcatDataset(parts)
     return SyntheticDataset(family, **kwargs)

@@ -60,6 +60,20 @@ def test_shard_round_trip_and_index(tmp_path, hand_models):
         full[5]
 
 
+def test_a_list_of_shard_directories_is_read_in_order(tmp_path, hand_models):
+    a, b = tmp_path / "a", tmp_path / "b"
+    generate_shards("single", 3, a, size=64, seed=1, shard_size=2, progress=False)
+    generate_shards("single", 2, b, size=64, seed=9, shard_size=2, progress=False)
+    ds = build_synthetic_dataset("single", shards=[str(a), b])
+    assert len(ds) == 5
+    _assert_same(ds[3], ShardDataset(b)[0])
+    _assert_same(ds[2], ShardDataset(a)[2])
+    with pytest.raises(ValueError, match="empty"):
+        build_synthetic_dataset("single", shards=[])
+    with pytest.raises(ValueError, match="hold family 'single'"):
+        build_synthetic_dataset("multi", shards=[a, b])
+
+
 def test_synth_command_writes_shards_and_a_preview(tmp_path, hand_models):
     from hand_recon_core.cli.main import main
 
