@@ -4,8 +4,11 @@
 #   training/cpu_defaults.sh [data|single_stage|ablations|acr|dir|dgcl|pipeline|package|all] ...
 #
 # data:          synthetic shards (128 px) under data/cpu/: multi (1-4 hands) and interacting two-hand scenes,
-#                3000 training + 500 held-out images each (held-out seed 1000, disjoint from training seed 0)
-# single_stage:  config/cpu/single_stage.yaml (the detector default) + eval with the mean-pose baseline
+#                3000 training + 500 held-out images each (held-out seed 1000, disjoint from training seed 0);
+#                24000 single-hand crops (two 12000-image streams, seeds 0 and 500) for the detector's stage 1
+# single_stage:  config/cpu/single_stage_stage0.yaml (2D keypoint heatmaps on crops), _stage1.yaml (reconstruction
+#                on crops), then config/cpu/single_stage.yaml (the detector default, multi-hand scenes) + eval
+#                with the mean-pose baseline
 # ablations:     single-stage without / with the bone + consistency losses
 # acr:           ACR variants G, G+P, G+C+P
 # dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane
@@ -48,8 +51,15 @@ step_data() {
   synth multi 500 1000 $DATA/multi_test --param 'num_hands=[1,4]' --param 'extent_range=[0.2,0.6]'
   synth interacting 3000 0 $DATA/inter_train
   synth interacting 500 1000 $DATA/inter_test
+  synth single 12000 0 $DATA/single_train_a --no-extras
+  synth single 12000 500 $DATA/single_train_b --no-extras
 }
-step_single_stage() { train config/cpu/single_stage.yaml; evaluate single_stage "$MULTI_TEST"; }
+step_single_stage() {
+  train config/cpu/single_stage_stage0.yaml
+  train config/cpu/single_stage_stage1.yaml
+  train config/cpu/single_stage.yaml
+  evaluate single_stage "$MULTI_TEST"
+}
 step_ablations() {
   for arm in base full; do
     train "config/cpu/single_stage_ablation_$arm.yaml"; evaluate "single_stage_ablation_$arm" "$MULTI_TEST"

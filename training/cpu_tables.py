@@ -19,8 +19,11 @@ import yaml
 #: (table title, [(row label, experiment folder, eval sub-folder)]).
 TABLES = [
     ("Single-stage detector (multi-hand held-out set)", [
-        ("single-stage (default, 1200 steps)", "single_stage", "eval"),
+        ("single-stage default (stages 0 + 1 on crops, stage 2 on scenes)", "single_stage", "eval"),
         ("mean-pose baseline at its detections", "single_stage", "eval/baseline_mean-pose"),
+        ("first attempt: from scratch on scenes, 1200 steps", "single_stage_v1_scratch", "eval"),
+        ("mean-pose baseline at the first attempt's detections", "single_stage_v1_scratch",
+         "eval/baseline_mean-pose"),
     ]),
     ("Single-stage ablation (its Table IV direction; 300 steps each)", [
         ("without bone + consistency", "single_stage_ablation_base", "eval"),
@@ -43,7 +46,7 @@ TABLES = [
         ("GCN", "dgcl_gcn", "eval"),
         ("GCN + DGCLNet", "dgcl", "eval"),
     ]),
-    ("Detector alone vs detector + DIR refiner (interacting held-out set, through the Pipeline)", [
+    ("Detector alone vs detector + DIR refiner (interacting held-out set, through the Pipeline; first detector)", [
         ("single-stage detector alone", "pipeline", "detector_alone"),
         ("single-stage + DIR refiner", "pipeline", "detector_dir"),
     ]),
