@@ -200,7 +200,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
     extra = {"checkpoint": str(checkpoint), "method": cfg.method.name, "hand_model": ckpt.get("hand_model"),
              "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version"),
              "overrides": list(overrides)}
-    return recorder.write(evaluator.write(out, extra), out, extra, min_affinity=min_affinity, faces=faces)
+    return recorder.write(evaluator.write(out, extra), out, extra, min_affinity=min_affinity, faces=faces,
+                          gt_volume_cache=evaluator.gt_volume_cache)
 
 
 def frame_to_prediction(frame: Any) -> dict[str, Any]:
@@ -265,7 +266,8 @@ def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, r
     extra = {"detector": str(detector), "refiner": None if refiner is None else str(refiner),
              "hands_refined": refined, "data": _spec_repr(data), "through": "Pipeline"}
     result = evaluator.write(out_dir, extra)
-    return recorder.write(result, out_dir, extra, min_affinity=min_affinity, faces=faces)
+    return recorder.write(result, out_dir, extra, min_affinity=min_affinity, faces=faces,
+                          gt_volume_cache=evaluator.gt_volume_cache)
 
 
 def _spec_repr(data: Any) -> Any:

@@ -151,3 +151,25 @@ def test_miaa_and_interpenetration_of_two_hand_images():
     assert m["penetration_volume"]["value"] == pytest.approx(2 * cap, rel=0.15)
     assert m["penetration_volume/gt"]["value"] == 0.0
     assert "penetration_volume" not in Evaluator().compute()["metrics"]  # only with faces
+
+
+def test_ground_truth_volume_is_computed_once_for_evaluators_sharing_a_cache(monkeypatch):
+    from hand_recon_core.render.primitives import sphere_mesh
+    from hand_recon_core.training import evaluator as evaluator_module
+
+    verts, faces = sphere_mesh(0.03, rings=8, segments=12)
+    verts, faces = np.asarray(verts, np.float32), np.asarray(faces)
+    gt = _gt([(RIGHT, (0, 0, 10, 10), 0.0), (LEFT, (5, 0, 15, 10), 0.1)])
+    gt["vertices_3d"] = np.stack([verts + [0.0, 0, 0.5], verts + [0.04, 0, 0.5]]).astype(np.float32)  # overlap
+    pred = _pred(gt, [0, 1], shift=(0.0, 0.0, 0.0))
+    pred["vertices_3d"] = gt["vertices_3d"].copy()
+    calls = []
+    real = evaluator_module.interpenetration_volume
+    monkeypatch.setattr(evaluator_module, "interpenetration_volume", lambda *a: calls.append(1) or real(*a))
+    model = Evaluator(faces={RIGHT: faces, LEFT: faces})
+    model.add(pred, gt)
+    baseline = Evaluator(faces={RIGHT: faces, LEFT: faces}, gt_volume_cache=model.gt_volume_cache)
+    baseline.add(pred, gt)
+    assert len(calls) == 3  # model: predicted + ground truth; baseline: predicted only
+    a, b = model.compute()["metrics"], baseline.compute()["metrics"]
+    assert a["penetration_volume/gt"]["value"] == b["penetration_volume/gt"]["value"] > 0
