@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     for exp in ("dir_t1", "dir_single_plane", "dir"):
         log = args.runs / exp / "logs" / "train.csv"
         if log.is_file():
-            last = list(csv.DictReader(log.open()))[-1]
+            last = list(csv.DictReader(log.read_text().splitlines()))[-1]
             lines.append(f"| {exp} | {float(last['mpjpe_mm_initial']):.1f} | {float(last['mpjpe_mm']):.1f} |")
     lines.append("")
     notes = args.out / "OBSERVATIONS.md"

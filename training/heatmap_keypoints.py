@@ -15,16 +15,15 @@ import argparse
 
 import torch
 
-#: Input pixels per heatmap cell (the single-stage keypoint branch works on ResNet's c2).
-STRIDE = 4
+from hand_recon_core.models.heads.center import cell_to_pixel
+from hand_recon_core.models.single_stage import KEYPOINT_STRIDE
 
 
-def heatmap_argmax_pixels(heatmaps: torch.Tensor, stride: int = STRIDE) -> torch.Tensor:
+def heatmap_argmax_pixels(heatmaps: torch.Tensor, stride: int = KEYPOINT_STRIDE) -> torch.Tensor:
     """(B, J, H, W) heatmap logits -> (B, J, 2) pixel ``(x, y)`` of each map's maximum (cell centres)."""
     b, j, _, w = heatmaps.shape
     idx = heatmaps.reshape(b, j, -1).argmax(-1)
-    cells = torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1).float()
-    return cells * stride + (stride - 1) / 2.0
+    return cell_to_pixel(torch.stack([idx % w, torch.div(idx, w, rounding_mode="floor")], dim=-1), stride)
 
 
 def keypoint_errors(pred: torch.Tensor, gt: torch.Tensor, ok: torch.Tensor) -> dict[str, float]:
@@ -47,17 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from hand_recon_core.data.build import build_dataset
-    from hand_recon_core.models.registry import create_method
-    from hand_recon_core.training import checkpoint as ckpt_io
-    from hand_recon_core.training.config import config_from_dict
+    from hand_recon_core.training.evaluation import load_trained
 
-    ckpt = ckpt_io.load_checkpoint(args.checkpoint)
-    ckpt_io.check_method(ckpt, "single_stage", source=args.checkpoint)
-    cfg = config_from_dict(ckpt["config"])
-    method = create_method("single_stage", {**cfg.method.kwargs, "init_weights": None})
-    net = method.build(cfg, cfg.hand_model)
-    ckpt_io.load_model_state(net, ckpt["model"], source=args.checkpoint)
-    net.eval()
+    _, method, net, _ = load_trained(args.checkpoint, method="single_stage",
+                                     overrides=["method.kwargs.init_weights=null"])  # the checkpoint has them all
     ds = build_dataset({"name": "synthetic-single",
                         "kwargs": {"count": args.count, "size": method.input_size, "seed": args.seed}})
     preds, gts, oks = [], [], []
