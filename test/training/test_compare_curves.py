@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def curves():
-    spec = importlib.util.spec_from_file_location("compare_curves", ROOT / "training" / "compare_curves.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _run(path: Path, rows: list[str]) -> Path:
