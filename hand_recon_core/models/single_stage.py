@@ -102,7 +102,7 @@ from torch import nn
 from hand_recon_core.data.augment import AugmentConfig, CropResize, build_augmentation
 from hand_recon_core.data.sample import LEFT, NUM_JOINTS, RIGHT
 from hand_recon_core.geometry.cameras import backproject_pixels, project_points
-from hand_recon_core.geometry.rotations import axis_angle_to_matrix
+from hand_recon_core.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, rot6d_to_matrix
 from hand_recon_core.hand_model.constants import NUM_BETAS, NUM_HAND_POSE
 from hand_recon_core.hand_model.loader import load_hand_model
 from hand_recon_core.hand_model.pose_sampler import PoseSampler
@@ -171,6 +171,23 @@ PARAM_SLICES: dict[str, tuple[int, int]] = {
 #: Size of ``delta_mano``: 3 + 45 + 10 + 3 = 61, the paper's number.
 NUM_PARAMS = PARAM_SLICES["camera"][1]
 assert NUM_PARAMS == 61
+#: Representations of the global orientation in the code: the paper's axis-angle (3 numbers, the layout above)
+#: or the continuous 6D representation (Zhou et al. 2019; 6 numbers, the code grows to 64).
+ORIENT_REPRS = ("axis_angle", "6d")
+#: 6D code of the identity rotation (first two columns of I, as :func:`rot6d_to_matrix` reads them).
+IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
+def param_slices(orient_repr: str = "axis_angle") -> dict[str, tuple[int, int]]:
+    """Layout of the per-cell code for a global-orientation representation: name -> (start, stop).
+
+    ``"axis_angle"`` is :data:`PARAM_SLICES` (61 numbers); ``"6d"`` puts the 6D orientation first and shifts the
+    other fields by 3 (64 numbers).
+    """
+    if orient_repr not in ORIENT_REPRS:
+        raise ValueError(f"orient_repr must be one of {ORIENT_REPRS}, got {orient_repr!r}")
+    extra = 3 if orient_repr == "6d" else 0
+    return {k: (a + (extra if a > 0 else 0), b + extra) for k, (a, b) in PARAM_SLICES.items()}
 #: Spherical-harmonics lighting coefficients per hand (3 bands x 3 channels).
 NUM_SH = 27
 #: ImageNet normalisation of the input (the torchvision backbone weights expect it).
@@ -295,10 +312,13 @@ class SingleStageNet(nn.Module):
                  input_size: int = 512, fuse_channels: int = 256, head_channels: int = 256,
                  keypoint_branch: bool = True, focal_ratio: float = 1.0, intrinsics: str = "fixed",
                  depth_scale: float = 0.4, offset_unit: float = 0.1, score_threshold: float = 0.3,
-                 max_hands: int = 20, nms_kernel: int = 3) -> None:
+                 max_hands: int = 20, nms_kernel: int = 3, orient_repr: str = "axis_angle") -> None:
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
+        self.orient_repr = orient_repr
+        self.param_slices = param_slices(orient_repr)
+        self.num_params = self.param_slices["camera"][1]
         self.input_size = int(input_size)
         self.focal_ratio, self.intrinsics = float(focal_ratio), intrinsics
         self.depth_scale, self.offset_unit = float(depth_scale), float(offset_unit)
@@ -316,7 +336,7 @@ class SingleStageNet(nn.Module):
         hidden = (head_channels,)
         self.center_head = PerCellHead(head_channels, 1, hidden, init_bias=focal_bias())
         self.handedness_head = PerCellHead(head_channels, 2, hidden, init_bias=focal_bias())
-        self.param_head = PerCellHead(head_channels, NUM_PARAMS, hidden)
+        self.param_head = PerCellHead(head_channels, self.num_params, hidden)
         self.light_head = PerCellHead(head_channels, NUM_SH, hidden, init_bias=default_sh().tolist())
         self.texture_head = PerCellHead(head_channels, self.num_vertices * 3, ())
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -357,7 +377,7 @@ class SingleStageNet(nn.Module):
         """Hands from per-cell codes (float32, outside autocast).
 
         Args:
-            params: (M, 61) ``delta_mano`` codes.
+            params: (M, 61) ``delta_mano`` codes ((M, 64) with ``orient_repr="6d"``).
             light: (M, 27) SH coefficients.
             features: (M, head_channels) cell features for the texture head, or None (no albedo).
             cells: (M, 2) int64 cells ``(x, y)``.
@@ -365,20 +385,27 @@ class SingleStageNet(nn.Module):
             K: (M, 3, 3) camera of each hand's image (network-input pixels).
 
         Returns:
-            dict: ``global_orient`` (M, 3), ``finger_pose`` (M, 45), ``betas`` (M, 10), ``transl`` (M, 3),
-            ``root`` (M, 3), ``joints`` (M, 21, 3), ``vertices`` (M, V, 3) (metres, camera frame),
+            dict: ``global_orient`` (M, 3) axis-angle, ``orient_matrix`` (M, 3, 3), ``finger_pose`` (M, 45),
+            ``betas`` (M, 10), ``transl`` (M, 3), ``root`` (M, 3), ``joints`` (M, 21, 3), ``vertices`` (M, V, 3)
+            (metres, camera frame),
             ``keypoints_2d`` (M, 21, 2) pixels, ``sh`` (M, 27), ``albedo`` (M, V, 3) in [0, 1] (if features).
         """
         dev = params.device
         hands = self.hands.to(dev)
         with torch.autocast(device_type=dev.type, enabled=False):
             p = params.float()
-            go = p[:, slice(*PARAM_SLICES["global_orient"])]
-            fp = p[:, slice(*PARAM_SLICES["finger_pose"])]
+            sl = self.param_slices
+            go = p[:, slice(*sl["global_orient"])]
+            if self.orient_repr == "6d":  # a zero code is the identity, as for axis-angle
+                orient_matrix = rot6d_to_matrix(go + go.new_tensor(IDENTITY_6D))
+                go = matrix_to_axis_angle(orient_matrix)
+            else:
+                orient_matrix = axis_angle_to_matrix(go)
+            fp = p[:, slice(*sl["finger_pose"])]
             # bounded shape: unbounded betas let early training shrink every hand to a point (a tiny hand has a
             # smaller root-relative error than a full-size hand in a wrong pose) and stay there
-            betas = soft_clamp(p[:, slice(*PARAM_SLICES["betas"])], *BETA_RANGE)
-            cam = p[:, slice(*PARAM_SLICES["camera"])]
+            betas = soft_clamp(p[:, slice(*sl["betas"])], *BETA_RANGE)
+            cam = p[:, slice(*sl["camera"])]
             m = p.shape[0]
             v = self.num_vertices
             joints = p.new_zeros(m, NUM_JOINTS, 3)
@@ -399,8 +426,9 @@ class SingleStageNet(nn.Module):
                 transl = transl.index_copy(0, idx, t)
                 root = root.index_copy(0, idx, r)
             kp2d = project_points(joints, K.float(), min_depth=MIN_PROJECTION_DEPTH)
-            result = {"global_orient": go, "finger_pose": fp, "betas": betas, "transl": transl, "root": root,
-                      "joints": joints, "vertices": verts, "keypoints_2d": kp2d, "sh": light.float()}
+            result = {"global_orient": go, "orient_matrix": orient_matrix, "finger_pose": fp, "betas": betas,
+                      "transl": transl, "root": root, "joints": joints, "vertices": verts, "keypoints_2d": kp2d,
+                      "sh": light.float()}
             if features is not None:
                 tex = self.texture_head.forward_cells(features.float())
                 result["albedo"] = torch.sigmoid(tex).reshape(m, v, 3)
@@ -567,6 +595,10 @@ class SingleStageMethod:
         init_weights: optional training checkpoint, or a run directory (its latest checkpoint), whose model
             weights initialise the network (the paper's second stage starts from the first); missing: a warning
             (evaluation rebuilds the method from a checkpoint's config and then loads that checkpoint's weights).
+        init_strict: ``init_weights`` must match the network exactly; ``False`` loads the tensors that match and
+            leaves the others (e.g. a parameter head of another size) at their initialisation, with a warning.
+        orient_repr: code of the global orientation: ``"axis_angle"`` (the paper's 61-number code) or ``"6d"``
+            (continuous 6D, Zhou et al. 2019; 64 numbers) — ours, for orientations over all of SO(3).
     """
 
     def __init__(self, input_size: int = 512, keypoint_branch: bool = True, fuse_channels: int = 256,
@@ -580,7 +612,8 @@ class SingleStageMethod:
                  max_hands: int = 20, nms_kernel: int = 3, photometric_crop: int = 64,
                  photometric_margin: float = 1.2, photometric_sigma: float = 0.25, keypoint_box_fraction: float = 0.25,
                  min_radius: int = 0, input_crop: str = "image", crop_margin: float = 1.5,
-                 augment: Mapping[str, Any] | None = None, init_weights: str | None = None) -> None:
+                 augment: Mapping[str, Any] | None = None, init_weights: str | None = None,
+                 init_strict: bool = True, orient_repr: str = "axis_angle") -> None:
         if input_size <= 0 or input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {input_size}")
         if supervision not in SUPERVISIONS:
@@ -612,6 +645,9 @@ class SingleStageMethod:
         if self.augment is not None:
             self._augmentation = self._build_augmentation()
         self.init_weights = init_weights
+        self.init_strict = bool(init_strict)
+        param_slices(orient_repr)  # validates
+        self.orient_repr = orient_repr
         self.hand_model_id: str | None = None
         self.num_vertices: int | None = None
         self.net: SingleStageNet | None = None
@@ -641,7 +677,8 @@ class SingleStageMethod:
         pretrained = getattr(getattr(cfg, "backbone", None), "pretrained", None)
         net = SingleStageNet(backbone, pretrained, hand_model_id, self.input_size, self.fuse_channels,
                              self.head_channels, self.keypoint_branch, self.focal_ratio, self.intrinsics,
-                             self.depth_scale, self.offset_unit, self.score_threshold, self.max_hands, self.nms_kernel)
+                             self.depth_scale, self.offset_unit, self.score_threshold, self.max_hands, self.nms_kernel,
+                             self.orient_repr)
         if self.init_weights:
             from hand_recon_core.training import checkpoint as ckpt_io  # lazy: training imports the models
 
@@ -653,8 +690,11 @@ class SingleStageMethod:
             if path.is_file():
                 ckpt = ckpt_io.load_checkpoint(path)
                 ckpt_io.check_method(ckpt, self.method_name, source=str(path))
-                ckpt_io.load_model_state(net, ckpt["model"], source=str(path))
+                skipped = ckpt_io.load_model_state(net, ckpt["model"], source=str(path), strict=self.init_strict)
                 logger.info("single_stage: initialised the network from %s", path)
+                if skipped:
+                    logger.warning("single_stage: init_strict=false: %d tensors absent or of another shape in %s "
+                                   "keep their initialisation: %s", len(skipped), path, ", ".join(skipped[:10]))
             else:
                 logger.warning("single_stage: init_weights %s not found: the network starts from its default "
                                "initialisation (expected only when a checkpoint is loaded afterwards)", path)
@@ -899,9 +939,11 @@ class SingleStageMethod:
                                                           target_root=batch["joints_3d"][:, 0])
         hp = batch["has_params"]
         if bool(hp.any()) and (w["pose_3d"] > 0 or w["betas_3d"] > 0):
-            pred_pose = torch.cat([hands["global_orient"], hands["finger_pose"]], dim=1)[hp].reshape(-1, 16, 3)
-            gt_pose = batch["hand_pose"][hp].float().reshape(-1, 16, 3)
-            out["pose_3d"] = ((axis_angle_to_matrix(pred_pose) - axis_angle_to_matrix(gt_pose)) ** 2).mean()
+            # rotation matrices: the orientation straight from its code (no axis-angle round trip for 6D)
+            pred_rot = torch.cat([hands["orient_matrix"][hp][:, None],
+                                  axis_angle_to_matrix(hands["finger_pose"][hp].reshape(-1, 15, 3))], dim=1)
+            gt_rot = axis_angle_to_matrix(batch["hand_pose"][hp].float().reshape(-1, 16, 3))
+            out["pose_3d"] = ((pred_rot - gt_rot) ** 2).mean()
             out["betas_3d"] = ((hands["betas"][hp] - batch["betas"][hp].float()) ** 2).mean()
         if self.intrinsics == "sample" and w["root_3d"] > 0:
             ok = batch["has_3d"] & (batch["joint_valid"][:, 0] > 0)

@@ -262,18 +262,26 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return ckpt
 
 
-def load_model_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
-    """Strictly load ``state`` into ``model``, listing every missing, unexpected and mismatching key.
+def load_model_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint",
+                     strict: bool = True) -> list[str]:
+    """Load ``state`` into ``model``, listing every missing, unexpected and mismatching key.
+
+    Args:
+        strict: any difference is an error. ``False`` (initialising a changed network from an older run) loads
+            every key present in both with the same shape and leaves the rest at the model's initialisation.
+
+    Returns:
+        The model keys left at their initialisation (empty when strict).
 
     Raises:
-        CheckpointMismatchError: any key or shape differs (nothing is loaded then).
+        CheckpointMismatchError: ``strict`` and any key or shape differs (nothing is loaded then).
     """
     own = model.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-                    for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or shapes:
+    mismatched = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
+    shapes = [f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in mismatched]
+    if strict and (missing or unexpected or shapes):
         lines = [f"{source} does not match the model:"]
         for title, items in (("shape mismatch", shapes), ("missing in checkpoint", missing),
                              ("unexpected in checkpoint", unexpected)):
@@ -281,7 +289,9 @@ def load_model_state(model: torch.nn.Module, state: Mapping[str, torch.Tensor], 
                 shown = items[:20] + ([f"... and {len(items) - 20} more"] if len(items) > 20 else [])
                 lines.append(f"  {title} ({len(items)}): " + "; ".join(shown))
         raise CheckpointMismatchError("\n".join(lines))
-    model.load_state_dict(state, strict=True)
+    skipped = sorted(set(missing) | set(mismatched))
+    model.load_state_dict({k: v for k, v in state.items() if k in own and k not in mismatched}, strict=False)
+    return skipped
 
 
 def pack_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True,

@@ -355,6 +355,40 @@ def test_init_weights_loads_a_checkpoint(tmp_path, built):
     for k, v in net2.state_dict().items():
         assert torch.equal(v, state[k]), k
     m3, _ = _build(init_weights=str(tmp_path / "missing.pt"))  # a warning, not an error (evaluation path)
+    # a 6D-orientation network from the axis-angle checkpoint: strict refuses, init_strict=false keeps the rest
+    with pytest.raises(ckpt_io.CheckpointMismatchError, match="param_head"):
+        _build(init_weights=str(path), orient_repr="6d")
+    _, net4 = _build(init_weights=str(path), orient_repr="6d", init_strict=False)
+    fresh = _build(orient_repr="6d")[1].state_dict()
+    for k, v in net4.state_dict().items():
+        expected = fresh[k] if tuple(v.shape) != tuple(state[k].shape) else state[k]
+        assert torch.equal(v, expected), k
+    assert net4.param_head.out_channels == 64
+
+
+def test_6d_orientation_code_gives_the_same_hand_as_axis_angle():
+    from hand_recon_core.geometry.rotations import axis_angle_to_matrix, matrix_to_rot6d
+
+    _, net = _build(orient_repr="6d")
+    m = 4
+    g = torch.Generator().manual_seed(3)
+    aa = torch.randn(m, NUM_PARAMS, generator=g) * 0.3
+    aa[:, :3] = torch.randn(m, 3, generator=g) * 1.5  # orientations far from the identity
+    code = torch.cat([matrix_to_rot6d(axis_angle_to_matrix(aa[:, :3])) - torch.tensor([1.0, 0, 0, 0, 1, 0]),
+                      aa[:, 3:]], dim=1)
+    assert code.shape == (m, 64)
+    cells = torch.tensor([[1, 2], [7, 0], [4, 4], [3, 3]])
+    k = fixed_intrinsics(SIZE).expand(m, 3, 3)
+    side = torch.tensor([RIGHT, LEFT, RIGHT, LEFT])
+    hands = net.reconstruct(code, torch.zeros(m, NUM_SH), None, cells, side, k)
+    _, ref_net = _build()
+    ref = ref_net.reconstruct(aa, torch.zeros(m, NUM_SH), None, cells, side, k)
+    assert torch.allclose(hands["orient_matrix"], axis_angle_to_matrix(aa[:, :3]), atol=1e-5)
+    assert torch.allclose(hands["joints"], ref["joints"], atol=1e-5)
+    zero = net.reconstruct(torch.zeros(1, 64), torch.zeros(1, NUM_SH), None, cells[:1], side[:1], k[:1])
+    assert torch.allclose(zero["orient_matrix"][0], torch.eye(3))  # a zero code is the identity
+    with pytest.raises(ValueError, match="orient_repr"):
+        SingleStageMethod(orient_repr="quaternion")
 
 
 # ---------------------------------------------------------------------------------------------- ONNX
