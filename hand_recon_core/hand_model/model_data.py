@@ -284,3 +284,32 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
             info.external_attr = 0o644 << 16
             zf.writestr(info, member.getvalue(), compresslevel=9)
     return buf.getvalue()
+
+
+def compare_npz(blob: bytes, arrays: dict[str, np.ndarray], rtol: float = 1e-5, atol: float = 1e-6
+                ) -> tuple[str, str]:
+    """Compare a stored ``.npz`` (``blob``) with freshly computed ``arrays``.
+
+    Regenerated floating-point arrays can differ in their last float32 bits with the BLAS thread count
+    (``OMP_NUM_THREADS`` changes the reduction order), so equality is byte-for-byte when possible and otherwise
+    within float32 rounding (``rtol``, ``atol``); names, shapes, dtypes and integer arrays must match exactly.
+
+    Returns:
+        ``(verdict, detail)``: verdict ``"identical"``, ``"equal within float32 rounding"`` or ``"different"``;
+        detail names the first differing array (empty otherwise).
+    """
+    if npz_bytes(arrays) == blob:
+        return "identical", ""
+    with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+        names = sorted(stored.files)
+        if names != sorted(arrays):
+            return "different", f"array names {names} vs {sorted(arrays)}"
+        for key in names:
+            a, b = np.asarray(arrays[key]), stored[key]
+            if a.shape != b.shape or a.dtype != b.dtype:
+                return "different", f"{key}: {a.dtype}{a.shape} vs stored {b.dtype}{b.shape}"
+            same = (np.allclose(a, b, rtol=rtol, atol=atol) if np.issubdtype(a.dtype, np.floating)
+                    else np.array_equal(a, b))
+            if not same:
+                return "different", key
+    return "equal within float32 rounding", ""

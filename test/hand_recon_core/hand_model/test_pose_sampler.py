@@ -79,3 +79,27 @@ def test_two_hand_interaction_touches_without_deep_overlap():
                    hand_pose=PoseSampler(left).to_layer_input(s.left_pose[None]),
                    transl=torch.tensor(s.left_transl, dtype=torch.float32)[None])
     np.testing.assert_allclose(out.vertices[0].numpy(), s.left_vertices, atol=1e-5)
+
+
+def test_presets_look_like_their_names():
+    """Fingertip geometry of each named preset on the open model (tips: thumb 16, index 17 ... pinky 20)."""
+    layer = load_hand_model(flat_hand_mean=True)
+    s = PoseSampler(layer)
+    names = list(PRESET_NAMES)
+    j = layer(hand_pose=s.to_layer_input(np.stack([s.preset(n) for n in names]))).joints.detach().numpy()
+    pose = dict(zip(names, j))
+    reach = {n: np.linalg.norm(p[16:21] - p[0], axis=1) / np.linalg.norm(pose["flat"][16:21] - pose["flat"][0],
+                                                                           axis=1) for n, p in pose.items()}
+    pinch_gap = {n: np.linalg.norm(p[16] - p[17]) for n, p in pose.items()}
+    extended, curled = 0.9, 0.45  # fingertip-to-wrist distance / the flat hand's
+    assert pinch_gap["pinch"] < 0.02 and pinch_gap["ok"] < 0.02 and pinch_gap["flat"] > 0.06
+    assert pinch_gap["open"] > pinch_gap["flat"]  # the open hand spreads the thumb
+    assert np.all(reach["fist"][1:] < curled)
+    assert reach["point"][1] > extended and np.all(reach["point"][2:] < curled)
+    assert np.all(reach["peace"][1:3] > extended) and np.all(reach["peace"][3:] < curled)
+    assert reach["thumbs_up"][0] > 0.9 and np.all(reach["thumbs_up"][1:] < curled)
+    # every preset is within the joint limits once the sampler applies it
+    for name in names:
+        back = axis_angle_to_anatomical(s.preset(name), layer.joint_frames.cpu().numpy().astype(np.float64))
+        lim = layer.joint_limits.cpu().numpy()
+        assert np.all(back >= lim[1:, :, 0] - 1e-6) and np.all(back <= lim[1:, :, 1] + 1e-6), name

@@ -165,3 +165,37 @@ def test_miaa_pixels_and_projection():
     assert miaa(pred3, gt3, intrinsics=k) == pytest.approx(5.0)
     with pytest.raises(ValueError):
         miaa(pred3, gt3)
+
+
+def test_procrustes_residual_hand_computed():
+    """A square whose corners are lifted in a saddle pattern (+d, -d, +d, -d): no rotation or translation helps
+    (the lift is orthogonal to them), the optimal scale is <g, p> / <p, p> = 8 / (8 + 4 d^2), and each corner's
+    residual is sqrt(2 (s - 1)^2 + s^2 d^2). With d = 0.5: s = 8/9 and the error is sqrt(2) / 3."""
+    gt = np.array([[1, 1, 0], [1, -1, 0], [-1, -1, 0], [-1, 1, 0]], float)
+    pred = gt.copy()
+    pred[:, 2] = 0.5 * np.array([1, -1, 1, -1])
+    assert math.isclose(pa_mpjpe(pred[None], gt[None]), math.sqrt(2) / 3, rel_tol=1e-9)
+    # invariant to a similarity of the prediction
+    moved = 2.0 * pred + np.array([3.0, -2.0, 5.0])
+    assert math.isclose(pa_mpjpe(moved[None], gt[None]), math.sqrt(2) / 3, rel_tol=1e-9)
+    assert math.isclose(pa_mpvpe(moved[None], gt[None]), math.sqrt(2) / 3, rel_tol=1e-9)
+
+
+def test_lstsq_scale_hand_computed():
+    """Root-aligned points p1 = (1, 0, 0), p2 = (0, 1, 0) against g1 = (3, 0, 0), g2 = (0, 0, 1): the least-squares
+    scale about the root is <p, g> / <p, p> = 3 / 2, leaving errors 1.5 and sqrt(1.5^2 + 1)."""
+    pred, gt = np.zeros((1, 21, 3)), np.zeros((1, 21, 3))
+    pred[0, 1], pred[0, 2] = [1, 0, 0], [0, 1, 0]
+    gt[0, 1], gt[0, 2] = [3, 0, 0], [0, 0, 1]
+    shift = np.array([0.2, -0.1, 0.7])  # the root alignment removes any offset first
+    err = position_errors(pred + shift, gt, scale="lstsq")
+    np.testing.assert_allclose(err[0, :3], [0.0, 1.5, math.sqrt(1.5 ** 2 + 1)], atol=1e-12)
+    np.testing.assert_allclose(err[0, 3:], 0.0, atol=1e-12)
+
+
+def test_interpenetration_default_voxel_is_5_mm():
+    import inspect
+
+    from hand_recon_core.metrics.surface import interpenetration_volume
+
+    assert inspect.signature(interpenetration_volume).parameters["voxel_size"].default == 0.005
