@@ -52,13 +52,12 @@ __all__ = [
 METHODS: dict[str, type] = {}
 
 #: Modules of the project's own methods, imported on the first lookup of an unregistered name so that the
-#: registry is complete without importing every method eagerly. Modules not written yet are skipped.
+#: registry is complete without importing every method eagerly.
 BUILTIN_METHOD_MODULES: tuple[str, ...] = (
     "hand_recon_core.models.single_stage",
     "hand_recon_core.models.acr",
     "hand_recon_core.models.dir",
     "hand_recon_core.models.dgcl",
-    "hand_recon_core.models.hand_object",
 )
 
 
@@ -152,11 +151,7 @@ def register_method(name: str) -> Callable[[type], type]:
 
 def _import_builtin_methods() -> None:
     for module in BUILTIN_METHOD_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:  # the module exists but one of its imports is missing: a real error
-                raise
+        importlib.import_module(module)
 
 
 def get_method(name: str) -> type:

@@ -210,3 +210,23 @@ def test_two_process_ddp_run_on_cpu(make_cfg, tmp_path):
     assert [int(r["step"]) for r in val] == [4, 6]  # end of epoch 0 (64 / 2 ranks / 8) and the final weights
     assert all(float(r["val/loss"]) > 0 for r in val)
     assert not list(out.glob("checkpoints/.*tmp*"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("config", ["dgcl_smoke.yaml", "single_stage_smoke.yaml"])
+def test_two_process_ddp_runs_a_method_smoke_config(tmp_path, config):
+    """torchrun, 2 gloo processes, a real method's smoke experiment (HandDGCL: momentum encoder and MoCo queue;
+    single-stage: a loss with terms some batches do not use)."""
+    root = Path(__file__).resolve().parents[3]
+    out = tmp_path / "run"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+           "-m", "hand_recon_core.cli.main", "train", "--config", str(root / "config" / config), "--out", str(out),
+           "train.max_steps=4", "checkpoint.every_steps=4", "log.every_steps=2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=400, env=env, cwd=root)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    ckpt = ckpt_io.load_checkpoint(out / "checkpoints" / "step_00000004.pt")
+    assert ckpt["world_size"] == 2 and ckpt["step"] == 4
+    rows = _rows(out / "logs" / "train.csv")
+    assert [int(r["step"]) for r in rows] == [2, 4]
+    assert all(float(r["loss"]) > 0 for r in rows)
