@@ -16,8 +16,8 @@ import numpy as np
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--families", nargs="+", default=["single", "interacting", "multi", "hand_object"],
-                        help="scene families")
+    parser.add_argument("--families", nargs="+",
+                        default=["single", "interacting", "multi", "hand_object", "truncation"], help="scene families")
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 512], help="square image sides (px)")
     parser.add_argument("--count", type=int, default=50, help="samples per configuration")
     parser.add_argument("--seed", type=int, default=0)

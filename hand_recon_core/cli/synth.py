@@ -34,7 +34,8 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     p.add_argument("--hand-model", default="open", help="hand model: 'open', 'mano' or a model file")
     p.add_argument("--background-dir", type=Path, default=None, help="folder of background images (optional)")
     p.add_argument("--no-extras", action="store_true",
-                   help="store only the sample-format keys (no dense correspondence, centres, objects ...)")
+                   help="store only the sample-format keys (no centres, interacting pairs, lighting, albedo, "
+                        "objects ...)")
     p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
                    help="family parameter (YAML value), e.g. --param truncation_prob=0.3; repeatable")
     p.add_argument("--preview", action="store_true", help="write a contact sheet of the first samples")

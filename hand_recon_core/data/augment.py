@@ -72,6 +72,7 @@ import cv2
 import numpy as np
 import torch
 
+from hand_recon_core.data.extras import flip_extras, recompute_centers, select_extras, warp_extras
 from hand_recon_core.data.sample import (
     MASK_BACKGROUND,
     PART_SEG_PARTS_PER_HAND,
@@ -201,6 +202,7 @@ def select_hands(sample: Mapping[str, Any], keep: np.ndarray) -> dict[str, Any]:
         return out
     for key in PER_HAND_KEYS:
         out[key] = np.ascontiguousarray(np.asarray(sample[key])[idx])
+    select_extras(out, sample, idx, n)
     if "vertices_3d" in sample:
         out["vertices_3d"] = np.ascontiguousarray(sample["vertices_3d"][idx])
     if "mask" in sample:
@@ -393,8 +395,11 @@ def warp_sample(sample: Mapping[str, Any], matrix: np.ndarray, out_size: tuple[i
         if "vertices_3d" in sample:
             out["vertices_3d"] = (np.asarray(sample["vertices_3d"], np.float64) @ q.T).astype(np.float32)
         out.update(_rotate_params(sample, q, rest_root_fn))
+    warp_extras(out, sample, matrix, q, out_size)
     _rezero_invalid(out)
-    return _update_out_of_image(out, invalidate_outside, drop_outside)
+    out = _update_out_of_image(out, invalidate_outside, drop_outside)
+    recompute_centers(out)
+    return out
 
 
 def swap_part_seg_sides(part_seg: np.ndarray) -> np.ndarray:
@@ -449,6 +454,7 @@ def flip_sample(sample: Mapping[str, Any]) -> dict[str, Any]:
     out["bbox"] = np.stack([width - 1.0 - bbox[:, 2], bbox[:, 1], width - 1.0 - bbox[:, 0], bbox[:, 3]],
                            axis=1).astype(np.float32)
     _rezero_invalid(out)
+    flip_extras(out, sample)
     return out
 
 

@@ -42,7 +42,7 @@ __all__ = [
 ]
 
 #: Stable code of each family in the seed sequence (never reorder: it would change every sample).
-FAMILY_CODES: dict[str, int] = {"single": 1, "interacting": 2, "multi": 3, "hand_object": 4}
+FAMILY_CODES: dict[str, int] = {"single": 1, "interacting": 2, "multi": 3, "hand_object": 4, "truncation": 5}
 #: Largest standard deviation of the Gaussian pixel noise (image in [0, 1]); half of the images get none.
 MAX_NOISE_STD = 0.02
 

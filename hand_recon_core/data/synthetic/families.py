@@ -56,7 +56,7 @@ from hand_recon_core.hand_model.pose_sampler import (
     sample_two_hand_interaction,
 )
 
-__all__ = ["FAMILIES", "DEFAULT_SIZES", "single", "interacting", "multi", "hand_object"]
+__all__ = ["FAMILIES", "DEFAULT_SIZES", "single", "interacting", "multi", "hand_object", "truncation"]
 
 
 def _aa(rot: np.ndarray) -> np.ndarray:
@@ -340,13 +340,38 @@ def hand_object(rng: np.random.Generator, size: tuple[int, int], models: HandMod
     return Scene(family="hand_object", size=size, K=K, hands=hand, objects=[obj], meta={"closure": g.closure})
 
 
+def truncation(rng: np.random.Generator, size: tuple[int, int], models: HandModels, *,
+               pair_prob: float = 0.4, **params) -> Scene:
+    """Hands cut by an image border: a single hand (:func:`single`) or, with ``pair_prob``, an interacting pair
+    (:func:`interacting`), always pushed over a border (``truncation_prob = 1``).
+
+    Args:
+        rng: random generator.
+        size: (H, W) pixels.
+        models: hand models.
+        pair_prob: probability of an interacting pair instead of a single hand.
+        params: further parameters of the chosen family (``truncation_prob`` is fixed to 1).
+
+    Returns:
+        The :class:`Scene` (family ``"truncation"``).
+    """
+    if "truncation_prob" in params:
+        raise ValueError("the truncation family always truncates (truncation_prob is fixed to 1)")
+    base = interacting if rng.random() < pair_prob else single
+    scene = base(rng, size, models, truncation_prob=1.0, **params)
+    scene.family = "truncation"
+    return scene
+
+
 #: Family name -> scene function.
 FAMILIES: dict[str, Callable[..., Scene]] = {
     "single": single,
     "interacting": interacting,
     "multi": multi,
     "hand_object": hand_object,
+    "truncation": truncation,
 }
 #: Default image side per family (pixels).
-DEFAULT_SIZES: dict[str, int] = {"single": 224, "interacting": 256, "multi": 512, "hand_object": 256}
+DEFAULT_SIZES: dict[str, int] = {"single": 224, "interacting": 256, "multi": 512, "hand_object": 256,
+                                 "truncation": 224}
 

@@ -168,6 +168,19 @@ def test_truncation_puts_hands_over_the_border(hand_models):
     assert outside.any() and s["mask"].max() == 0
 
 
+def test_truncation_family_always_cuts_hands_at_a_border(hand_models):
+    pairs = 0
+    for i in range(6):
+        s = generate_sample("truncation", i, 3, 96)
+        uv = project(s["vertices_3d"].reshape(-1, 3), s["K"])
+        assert ((uv < -0.5) | (uv > 95.5)).any(), i  # the hand surface crosses an image border
+        validate_sample(s)  # raises on a malformed sample
+        pairs += len(s["handedness"]) == 2
+    assert 0 < pairs < 6  # single hands and interacting pairs
+    with pytest.raises(ValueError, match="always truncates"):
+        generate_sample("truncation", 0, 0, 96, truncation_prob=0.5)
+
+
 def test_build_synthetic_dataset_resolves_aliases(hand_models):
     ds = build_synthetic_dataset("two-hand", count=4, seed=7)
     assert isinstance(ds, SyntheticDataset) and ds.family == "interacting" and len(ds) == 4 and ds.size == 256
