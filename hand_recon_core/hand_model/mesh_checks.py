@@ -250,7 +250,8 @@ def closest_points_on_triangles(p: np.ndarray, a: np.ndarray, b: np.ndarray, c: 
     return out
 
 
-def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray, max_distance: float | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """Cheap signed distance of points to a closed mesh, searched around the nearest vertex.
 
     For each point the nearest mesh vertex is found (k-d tree); the distance is that to the closest point on
@@ -262,6 +263,9 @@ def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> 
         points: (N, 3) query points.
         vertices: (V, 3) mesh vertices (same units).
         faces: (F, 3) triangles (CCW, closed).
+        max_distance: points whose nearest vertex is farther than this are taken as outside, at their
+            nearest-vertex distance (an upper bound of the surface distance), without the face search: the
+            cost then scales with the points near the mesh. Only for meshes thinner than ``2 * max_distance``.
 
     Returns:
         ``(signed, nearest)``: (N,) signed distances (negative inside) and (N,) nearest-vertex ids.
@@ -271,7 +275,13 @@ def penetration(points: np.ndarray, vertices: np.ndarray, faces: np.ndarray) -> 
     v = np.asarray(vertices, dtype=np.float64)
     f = np.asarray(faces, dtype=np.int64)
     p = np.asarray(points, dtype=np.float64)
-    _, idx = cKDTree(v).query(p)
+    vertex_dist, idx = cKDTree(v).query(p)
+    if max_distance is not None:
+        near = vertex_dist <= max_distance
+        signed = vertex_dist.astype(np.float64)
+        if near.any():
+            signed[near] = penetration(p[near], v, f)[0]
+        return signed, idx
     # Vertex -> incident faces, padded with -1.
     order = np.argsort(f.reshape(-1), kind="stable")
     counts = np.bincount(f.reshape(-1), minlength=len(v))

@@ -52,6 +52,20 @@ def test_penetration_sign():
     assert signed[0] < 0 < signed[1]
 
 
+def test_penetration_search_radius_keeps_near_points_exact(open_right):
+    v = open_right.v_template.astype(np.float64)
+    f = open_right.faces
+    rng = np.random.default_rng(0)
+    pts = v[rng.integers(0, len(v), 300)] + rng.normal(scale=0.02, size=(300, 3))
+    exact, idx = penetration(pts, v, f)
+    cut, idx2 = penetration(pts, v, f, max_distance=0.01)
+    near = np.linalg.norm(pts - v[idx], axis=1) <= 0.01
+    assert 0 < near.sum() < len(pts) and np.array_equal(idx, idx2)
+    np.testing.assert_array_equal(cut[near], exact[near])
+    np.testing.assert_allclose(cut[~near], np.linalg.norm(pts - v[idx], axis=1)[~near])  # nearest-vertex distance
+    assert np.all(cut[~near] >= exact[~near] - 1e-12)  # an upper bound of the surface distance
+
+
 def test_inside_tests_on_the_open_hand(open_right):
     from hand_recon_core.hand_model.mesh_checks import points_inside
 
