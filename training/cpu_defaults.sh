@@ -25,6 +25,7 @@ export OMP_NUM_THREADS="${OMP_NUM_THREADS:-2}"
 DATA=data/cpu
 MULTI_TEST="synthetic-multi:shards=$DATA/multi_test"
 INTER_TEST="synthetic-interacting:shards=$DATA/inter_test"
+SINGLE_TEST="synthetic-single:shards=$DATA/single_test"
 
 synth() {  # family count seed out [params...]
   local family=$1 count=$2 seed=$3 out=$4; shift 4
@@ -53,6 +54,7 @@ step_data() {
   synth interacting 500 1000 $DATA/inter_test
   synth single 12000 0 $DATA/single_train_a --no-extras
   synth single 12000 500 $DATA/single_train_b --no-extras
+  synth single 500 9000 $DATA/single_test --no-extras
 }
 step_single_stage() {
   train config/cpu/single_stage_stage0.yaml

@@ -599,6 +599,10 @@ class SingleStageMethod:
             leaves the others (e.g. a parameter head of another size) at their initialisation, with a warning.
         orient_repr: code of the global orientation: ``"axis_angle"`` (the paper's 61-number code) or ``"6d"``
             (continuous 6D, Zhou et al. 2019; 64 numbers) — ours, for orientations over all of SO(3).
+        eval_centres: ``"detected"`` (decode the centre map) or ``"ground_truth"``: predictions read at the
+            ground-truth centre cells with the ground-truth handedness, the paper's first-stage protocol (centre
+            known), for checkpoints trained without the localisation terms; detection AP and handedness are then
+            not measured (``hand-recon eval --set method.kwargs.eval_centres=ground_truth``).
     """
 
     def __init__(self, input_size: int = 512, keypoint_branch: bool = True, fuse_channels: int = 256,
@@ -613,7 +617,7 @@ class SingleStageMethod:
                  photometric_margin: float = 1.2, photometric_sigma: float = 0.25, keypoint_box_fraction: float = 0.25,
                  min_radius: int = 0, input_crop: str = "image", crop_margin: float = 1.5,
                  augment: Mapping[str, Any] | None = None, init_weights: str | None = None,
-                 init_strict: bool = True, orient_repr: str = "axis_angle") -> None:
+                 init_strict: bool = True, orient_repr: str = "axis_angle", eval_centres: str = "detected") -> None:
         if input_size <= 0 or input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {input_size}")
         if supervision not in SUPERVISIONS:
@@ -646,6 +650,9 @@ class SingleStageMethod:
             self._augmentation = self._build_augmentation()
         self.init_weights = init_weights
         self.init_strict = bool(init_strict)
+        if eval_centres not in ("detected", "ground_truth"):
+            raise ValueError(f"eval_centres must be 'detected' or 'ground_truth', got {eval_centres!r}")
+        self.eval_centres = eval_centres
         param_slices(orient_repr)  # validates
         self.orient_repr = orient_repr
         self.hand_model_id: str | None = None
@@ -953,6 +960,21 @@ class SingleStageMethod:
         return out
 
     # ------------------------------------------------------------------ protocol: predict
+    @staticmethod
+    def _ground_truth_centre_hands(model_out: Mapping[str, Any], batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """Detections at the ground-truth centre cells with the ground-truth handedness (``eval_centres``)."""
+        hands = model_out.get("hands")
+        hb = batch.get("hand_batch")
+        if hands is None or hb is None:
+            empty = batch["net_image"].new_zeros(0, dtype=torch.int64)
+            return {"batch": empty, "joints": torch.zeros(0, NUM_JOINTS, 3), "vertices": torch.zeros(0, 0, 3),
+                    "transl": torch.zeros(0, 3), "global_orient": torch.zeros(0, 3),
+                    "finger_pose": torch.zeros(0, NUM_HAND_POSE), "score": torch.zeros(0),
+                    "handedness": empty, "handedness_score": torch.zeros(0), "betas": torch.zeros(0, NUM_BETAS),
+                    "albedo": torch.zeros(0, 0, 3), "sh": torch.zeros(0, NUM_SH)}
+        ones = torch.ones(hb.shape[0], device=hb.device)
+        return {**hands, "batch": hb, "score": ones, "handedness": batch["handedness"], "handedness_score": ones}
+
     def predict(self, model_out: Mapping[str, Any], batch: Mapping[str, Any]) -> list[dict[str, Any]]:
         """Per-image predictions in the original image and camera (protocol of
         :class:`~hand_recon_core.models.registry.MethodProtocol`).
@@ -966,6 +988,8 @@ class SingleStageMethod:
             ``sh (N, 27)``.
         """
         det = model_out.get("detections")
+        if self.eval_centres == "ground_truth":
+            det = self._ground_truth_centre_hands(model_out, batch)
         if det is None:
             if self.net is None:
                 raise RuntimeError("predict needs the model in eval mode (detections) or a built method")

@@ -442,3 +442,32 @@ def test_smoke_config_trains_through_the_engine(tmp_path):
         losses = [float(r["loss"]) for r in csv.DictReader(f)]
     assert len(losses) >= 3 and all(math.isfinite(v) for v in losses)
     assert losses[-1] < 0.8 * losses[0]
+
+
+def test_eval_at_ground_truth_centres(built, multi_samples):
+    """``eval_centres="ground_truth"``: one prediction per ground-truth hand, read at its centre cell, with its
+    handedness (the first-stage protocol); images without hands give none."""
+    from hand_recon_core.data.augment import select_hands
+
+    method, net = built
+    gt_method = copy.copy(method)
+    gt_method.eval_centres = "ground_truth"
+    empty = select_hands(multi_samples[0], np.zeros(len(multi_samples[0]["handedness"]), dtype=bool))
+    encs = [method.encode_targets(s) for s in (multi_samples[1], empty, multi_samples[2])]
+    batch = method.collate(encs)
+    net.eval()
+    with torch.no_grad():
+        out = net(batch)
+    preds = gt_method.predict(out, batch)
+    for pred, sample in zip(preds, (multi_samples[1], empty, multi_samples[2])):
+        assert pred["handedness"].tolist() == list(sample["handedness"])
+        assert np.all(pred["score"] == 1.0) and pred["joints_3d"].shape == (len(sample["handedness"]), 21, 3)
+    hb = batch["hand_batch"]
+    first = (hb == 0).nonzero().flatten()
+    np.testing.assert_allclose(preds[0]["joints_3d"] - preds[0]["joints_3d"][:, :1],
+                               (out["hands"]["joints"][first] - out["hands"]["joints"][first, :1]).numpy(), atol=1e-5)
+    with torch.no_grad():
+        only_empty = method.collate([encs[1]])
+        assert len(gt_method.predict(net(only_empty), only_empty)[0]["handedness"]) == 0
+    with pytest.raises(ValueError, match="eval_centres"):
+        SingleStageMethod(eval_centres="oracle")
