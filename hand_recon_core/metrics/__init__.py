@@ -25,6 +25,7 @@ from hand_recon_core.metrics.position_errors import (
     pa_mpjpe,
     pa_mpvpe,
     position_errors,
+    rotation_error_deg,
 )
 from hand_recon_core.metrics.surface import (
     f_score,
@@ -53,6 +54,7 @@ __all__ = [
     "pa_mpvpe",
     "pck_curve",
     "position_errors",
+    "rotation_error_deg",
     "precision_recall",
     "winding_numbers",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "pa_mpjpe",
     "pa_mpvpe",
     "position_errors",
+    "rotation_error_deg",
 ]
 
 #: Explicit mano21 indices, used only when ``joint_orders`` is unavailable (mano21: 16 MANO joints in native
@@ -399,3 +400,30 @@ def miaa(pred: Any, gt: Any, mask: Any = None, intrinsics: Any = None) -> float:
         raise ValueError("pred and gt must be (N, V, 2) pixels, or pass intrinsics for 3D points")
     err = np.linalg.norm(p - g, axis=-1)
     return _masked_mean(err, mask)
+
+
+def rotation_error_deg(pred: Any, gt: Any, mask: Any = None) -> np.ndarray:
+    """Global rotation error per hand (degrees): the angle of the rotation in the similarity Procrustes
+    alignment of the predicted joints onto the ground truth (the rotation that PA-MPJPE removes).
+
+    Independent of how a method parametrises its orientation (axis-angle, 6D, hand-model conventions): 0 for a
+    prediction whose joints differ from the ground truth by a similarity, 180 for a half turn. Diagnostic,
+    ours (no paper reports it); a large value with a small PA-MPJPE means the articulation is right and the
+    global orientation wrong.
+
+    Args:
+        pred: ``(N, K, 3)`` predicted joints (any frame offset and scale).
+        gt: ``(N, K, 3)`` ground-truth joints.
+        mask: optional ``(N, K)`` validity (at least 3 valid joints per hand).
+
+    Returns:
+        ``(N,)`` float64 angles in degrees, in ``[0, 180]``.
+    """
+    p = _points3(pred, "pred")
+    g = _points3(gt, "gt")
+    if p.shape != g.shape:
+        raise ValueError(f"pred and gt must have the same shape, got {p.shape} and {g.shape}")
+    m = None if mask is None else torch.from_numpy(as_mask(mask, p.shape[:2]))
+    _, (_, rot, _) = procrustes_align(torch.from_numpy(p), torch.from_numpy(g), m)
+    trace = torch.diagonal(rot, dim1=-2, dim2=-1).sum(-1)
+    return np.degrees(np.arccos(np.clip((trace.numpy() - 1.0) / 2.0, -1.0, 1.0)))

@@ -31,6 +31,8 @@ Metrics (:meth:`Evaluator.compute`; metres for 3D, pixels for 2D; every 3D numbe
 * ``pck_auc/pa`` (joints) and ``pck_auc_vertices/pa``: AUC of the PCK curve over 0-50 mm after Procrustes;
 * ``f@5mm/pa``, ``f@15mm/pa``: F-scores of Procrustes-aligned vertices;
 * ``kp2d_epe_px``: mean 2D keypoint error;
+* ``rotation_error_deg``: angle of the rotation of the Procrustes alignment of the predicted joints onto the
+  ground truth (:func:`hand_recon_core.metrics.rotation_error_deg`): the global orientation error;
 * ``detection_ap50`` (class-agnostic) and ``detection_ap50/right``, ``detection_ap50/left``;
 * ``handedness_accuracy``, ``recall``;
 * ``miaa`` (pixels): mesh-image alignment of the matched hands (DIR, Sec. 4.3);
@@ -64,12 +66,15 @@ from hand_recon_core.metrics import (
     miaa,
     pck_curve,
     position_errors,
+    rotation_error_deg,
 )
 from hand_recon_core.metrics.position_errors import MIDDLE_MCP_INDEX
 
 __all__ = ["PROTOCOLS", "Evaluator", "match_hands"]
 
 #: Alignment protocols: name -> keyword arguments of ``position_errors`` / ``describe_alignment``.
+#: Alignment string of ``rotation_error_deg``.
+ROTATION_ALIGNMENT = "procrustes (scale, rotation, translation) of the predicted joints onto the GT; the rotation angle"
 PROTOCOLS: dict[str, dict[str, Any]] = {
     "abs": {"root": "none", "scale": "none", "procrustes": False},
     "wrist": {"root": "wrist", "scale": "none", "procrustes": False},
@@ -307,6 +312,17 @@ class Evaluator:
             put("pck_auc/pa", auc(thr, pck), "1 (AUC of PCK over 0-50 mm)", align_pa, len(pa_joint_err[0]))
         else:
             put("pck_auc/pa", math.nan, "1 (AUC of PCK over 0-50 mm)", align_pa, 0)
+
+        rot_use = [q for q in joint_pairs if q["mask"].sum() >= 3]
+        if rot_use:
+            angles = rotation_error_deg(np.stack([q["joints"][0] for q in rot_use]),
+                                        np.stack([q["joints"][1] for q in rot_use]),
+                                        np.stack([q["mask"] for q in rot_use]))
+            for q, a in zip(rot_use, angles):
+                self.rows[q["row"]]["rotation_error_deg"] = float(a)
+            put("rotation_error_deg", float(angles.mean()), "deg", ROTATION_ALIGNMENT, len(rot_use))
+        else:
+            put("rotation_error_deg", math.nan, "deg", ROTATION_ALIGNMENT, 0)
 
         vert_pairs = [q for q in self._pairs if q["vertices"] is not None]
         for name, kw in PROTOCOLS.items():

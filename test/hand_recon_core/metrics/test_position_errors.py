@@ -20,6 +20,7 @@ from hand_recon_core.metrics.position_errors import (
     pa_mpjpe,
     pa_mpvpe,
     position_errors,
+    rotation_error_deg,
 )
 
 
@@ -199,3 +200,17 @@ def test_interpenetration_default_voxel_is_5_mm():
     from hand_recon_core.metrics.surface import interpenetration_volume
 
     assert inspect.signature(interpenetration_volume).parameters["voxel_size"].default == 0.005
+
+
+def test_rotation_error_is_the_procrustes_rotation_angle():
+    from hand_recon_core.geometry.rotations import axis_angle_to_matrix
+
+    gt = _hand(3, seed=4)
+    angles = np.radians([30.0, 120.0, 179.0])
+    axes = np.array([[0, 0, 1], [1, 0, 0], [0.6, 0.8, 0]], float)
+    rot = axis_angle_to_matrix(torch.from_numpy(axes * angles[:, None])).numpy()
+    pred = 1.3 * np.einsum("nij,nkj->nki", rot, gt) + np.array([0.2, -0.1, 0.3])  # similarity of the GT
+    np.testing.assert_allclose(rotation_error_deg(pred, gt), [30.0, 120.0, 179.0], atol=1e-6)
+    mask = np.ones((3, 21), bool)
+    mask[:, 5:] = False  # 5 joints suffice
+    np.testing.assert_allclose(rotation_error_deg(pred, gt, mask), [30.0, 120.0, 179.0], atol=1e-6)

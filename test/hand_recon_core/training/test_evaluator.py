@@ -79,6 +79,8 @@ def test_metrics_on_a_known_offset(tmp_path):
     assert result["num_gt_hands"] == 3 and result["num_matched"] == 2
     assert m["mpjpe/abs"]["value"] == pytest.approx(0.01, abs=1e-6)
     assert m["mpvpe/abs"]["value"] == pytest.approx(0.01, abs=1e-6)
+    assert m["rotation_error_deg"]["value"] == pytest.approx(0.0, abs=1e-3)  # a translation: no rotation
+    assert m["rotation_error_deg"]["count"] == 2
     for name in ("wrist", "wrist_bone", "middle_mcp_bone", "pa"):
         assert m[f"mpjpe/{name}"]["value"] == pytest.approx(0.0, abs=1e-6)
         assert m[f"mpvpe/{name}"]["value"] == pytest.approx(0.0, abs=1e-6)
