@@ -322,6 +322,22 @@ def test_full_supervision_adds_the_3d_terms(multi_samples):
     assert torch.allclose(batch2["K_cam"], batch2["K_net"])
     _, parts2 = method2.loss(net2(batch2), batch2)
     assert "root_3d" in parts2
+    assert "orient_3d" not in parts  # off by default
+
+
+def test_orientation_term_is_the_squared_frobenius_distance_of_the_global_rotation(multi_samples):
+    from hand_recon_core.geometry.rotations import axis_angle_to_matrix
+
+    method, net = _build(supervision="full", w_orient_3d=2.0, orient_repr="6d")
+    batch = method.collate([method.encode_targets(s) for s in multi_samples[:2]])
+    out = net(batch)
+    total, parts = method.loss(out, batch)
+    hp = batch["has_params"]
+    gt = axis_angle_to_matrix(batch["hand_pose"][hp, :3].float())
+    expected = ((out["hands"]["orient_matrix"][hp] - gt) ** 2).sum(dim=(-1, -2)).mean()
+    assert torch.allclose(parts["orient_3d"], expected.detach()) and 0.0 <= float(expected) <= 8.0
+    total.backward()
+    assert net.param_head.out.weight.grad.abs().sum() > 0
 
 
 def test_stage_one_weights_switch_the_localisation_terms_off(single_sample):
