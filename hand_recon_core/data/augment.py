@@ -316,12 +316,20 @@ def transform_boxes(bbox: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return np.concatenate([mapped.min(axis=1), mapped.max(axis=1)], axis=1).astype(np.float32)
 
 
-def _warp_dense(array: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int], *, nearest: bool,
-                border_value: float | tuple[float, ...]) -> np.ndarray:
+def warp_dense(array: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int], *, nearest: bool,
+               border_value: float | tuple[float, ...]) -> np.ndarray:
+    """``cv2.warpAffine`` of an image or label map (``u' = A u + b``), constant border.
+
+    Nearest-neighbour warps of int16 maps (instance masks) go through float32: OpenCV's int16 path rounds some
+    sample positions differently from its uint8 / float32 paths, which put mask and part-label pixels of the
+    same warp out of register (a hand pixel without a part label).
+    """
     width, height = out_size
-    return cv2.warpAffine(array, matrix.astype(np.float64), (width, height),
-                          flags=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
-                          borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+    src = array.astype(np.float32) if nearest and array.dtype == np.int16 else array
+    out = cv2.warpAffine(src, np.asarray(matrix, np.float64), (width, height),
+                         flags=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
+    return out.astype(array.dtype) if out.dtype != array.dtype else out
 
 
 def _rotate_params(sample: Mapping[str, Any], q: np.ndarray, root_fn: RootJointFn | None) -> dict[str, np.ndarray]:
@@ -375,17 +383,17 @@ def warp_sample(sample: Mapping[str, Any], matrix: np.ndarray, out_size: tuple[i
     out_size = (width, height) if out_size is None else (int(out_size[0]), int(out_size[1]))
     k_new, q = affine_intrinsics(sample["K"], matrix)
     out = dict(sample)
-    out["image"] = _warp_dense(sample["image"], matrix, out_size, nearest=False,
+    out["image"] = warp_dense(sample["image"], matrix, out_size, nearest=False,
                                border_value=tuple(float(v) for v in border_value))
     out["K"] = k_new.astype(np.float32)
     if "mask" in sample:
-        out["mask"] = _warp_dense(sample["mask"], matrix, out_size, nearest=True, border_value=MASK_BACKGROUND)
+        out["mask"] = warp_dense(sample["mask"], matrix, out_size, nearest=True, border_value=MASK_BACKGROUND)
     if "part_seg" in sample:
-        out["part_seg"] = _warp_dense(sample["part_seg"], matrix, out_size, nearest=True, border_value=0)
+        out["part_seg"] = warp_dense(sample["part_seg"], matrix, out_size, nearest=True, border_value=0)
     if "depth" in sample:
-        out["depth"] = _warp_dense(sample["depth"], matrix, out_size, nearest=True, border_value=0.0)
+        out["depth"] = warp_dense(sample["depth"], matrix, out_size, nearest=True, border_value=0.0)
     if "dense" in sample:
-        out["dense"] = _warp_dense(sample["dense"], matrix, out_size, nearest=True, border_value=(0.0, 0.0, 0.0))
+        out["dense"] = warp_dense(sample["dense"], matrix, out_size, nearest=True, border_value=(0.0, 0.0, 0.0))
 
     kp = np.asarray(sample["keypoints_2d"], dtype=np.float64)
     out["keypoints_2d"] = (kp @ matrix[:, :2].T + matrix[:, 2]).astype(np.float32)

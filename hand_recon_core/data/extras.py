@@ -95,12 +95,11 @@ def warp_extras(out: dict[str, Any], sample: Mapping[str, Any], matrix: np.ndarr
         q: (3, 3) camera rotation of the warp (:func:`hand_recon_core.data.augment.affine_intrinsics`).
         out_size: ``(width, height)`` of the output.
     """
-    import cv2
+    from hand_recon_core.data.augment import warp_dense
 
     if "object_mask" in sample:
-        out["object_mask"] = cv2.warpAffine(np.asarray(sample["object_mask"], np.int16).astype(np.float32),
-                                            np.asarray(matrix, np.float64), out_size, flags=cv2.INTER_NEAREST,
-                                            borderMode=cv2.BORDER_CONSTANT, borderValue=-1.0).astype(np.int16)
+        out["object_mask"] = warp_dense(np.asarray(sample["object_mask"], np.int16), matrix, out_size, nearest=True,
+                                        border_value=-1.0)
     if not np.allclose(q, np.eye(3)):
         if "object_pose" in sample:
             rot = np.eye(4)

@@ -62,6 +62,7 @@ from hand_recon_core.data.augment import (
     select_hands,
     swap_part_seg_sides,
     transform_boxes,
+    warp_dense,
     warp_sample,
 )
 from hand_recon_core.data.sample import MASK_BACKGROUND, PER_HAND_KEYS, empty_hands
@@ -279,8 +280,7 @@ def _patch_matrix(crop: HandCrop, size: int, flip: bool) -> np.ndarray:
 
 
 def _warp_nearest(array: np.ndarray, matrix: np.ndarray, size: int, border: float) -> np.ndarray:
-    return cv2.warpAffine(array, matrix, (size, size), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=border)
+    return warp_dense(array, matrix, (size, size), nearest=True, border_value=border)
 
 
 def paste_hands(canvas: Mapping[str, Any], crops: Sequence[HandCrop], slots: Sequence[Slot], rng: RngLike,

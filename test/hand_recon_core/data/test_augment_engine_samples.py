@@ -94,6 +94,7 @@ def test_rotation_keeps_engine_labels_consistent(samples, layers):
     r = warp_sample(s, matrix, drop_outside=False)  # transl re-expressed through joints_3d - transl (exact here)
     _check_hands(r, layers)
     _check_centres(r)
+    np.testing.assert_array_equal(r["mask"] >= 0, r["part_seg"] > 0)  # label maps stay in register
     # camera rotation of the warp: the 3D labels turned about z by the image angle
     q = np.eye(3)
     q[:2, :2] = a / 0.9

@@ -233,3 +233,30 @@ def test_paste_requires_masks():
     crop = HandCrop(src, 0, 0.0, 0.0, 10.0)
     with pytest.raises(ValueError, match="mask"):
         paste_hands(make_canvas(None, 0, PasteConfig()), [crop], [Slot(0, 0, 96)], 0, PasteConfig())
+
+
+def test_paste_from_engine_samples():
+    """The augmentation on real engine crops (masks, part maps, 3D labels from the hand model)."""
+    from hand_recon_core.data.synthetic import SyntheticDataset
+
+    source = SyntheticDataset("single", count=12, size=96, seed=2)
+    config = PasteConfig()
+    ds = PasteDataset(source, config, seed=5, length=3)
+    on_mask = []
+    for index in range(len(ds)):
+        out = ds[index]
+        validate_sample(out)
+        n = len(out["handedness"])
+        assert 1 <= n <= config.max_hands
+        for i in range(n):
+            vis = np.flatnonzero(out["joint_visible"][i] > 0)
+            uv = np.rint(out["keypoints_2d"][i, vis]).astype(int)
+            on_mask.extend(out["mask"][uv[:, 1], uv[:, 0]] == i)
+            classes = out["part_seg"][out["mask"] == i]
+            lo = 1 if out["handedness"][i] == RIGHT else 17  # the pasted hand keeps its side's part classes
+            assert np.all((classes >= lo) & (classes < lo + 16))
+            if out["has_3d"][i]:
+                uv3 = project_points(torch.as_tensor(out["joints_3d"][i], dtype=torch.float64),
+                                     torch.as_tensor(out["K"], dtype=torch.float64)).numpy()
+                np.testing.assert_allclose(uv3, out["keypoints_2d"][i], atol=1e-3)
+    assert np.mean(on_mask) > 0.95  # visible keypoints sit on their own hand

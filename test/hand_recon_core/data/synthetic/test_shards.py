@@ -91,3 +91,12 @@ def test_synth_command_writes_shards_and_a_preview(tmp_path, hand_models):
 
     sheet = cv2.imread(str(out / "synth_multi.png"))
     assert sheet is not None and sheet.shape[1] == 5 * 192
+
+
+def test_two_workers_write_the_same_shards(tmp_path, hand_models):
+    generate_shards("single", 6, tmp_path / "one", size=64, seed=3, shard_size=4, workers=1, progress=False)
+    generate_shards("single", 6, tmp_path / "two", size=64, seed=3, shard_size=4, workers=2, progress=False)
+    names = sorted(p.name for p in (tmp_path / "one").iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "two").iterdir()) and "shard_00001.npz" in names
+    for name in names:
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
