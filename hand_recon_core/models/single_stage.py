@@ -130,6 +130,7 @@ from hand_recon_core.models.heads.center import (
     encode_center_heatmap,
     gather_cells,
 )
+from hand_recon_core.models.heads.keypoint_lifter import KeypointLifter, read_keypoints
 from hand_recon_core.models.heads.single_stage import (
     ConvBNReLU,
     KeypointBranch,
@@ -303,6 +304,11 @@ class SingleStageNet(nn.Module):
         keypoint_branch: build the 2D keypoint heatmap branch.
         focal_ratio, intrinsics, depth_scale, offset_unit: camera (module docstring, "Camera").
         score_threshold, max_hands, nms_kernel: decoding.
+        orient_repr: code of the global orientation (``"axis_angle"`` or ``"6d"``, :func:`param_slices`).
+        keypoint_lifter: add the keypoint lifter (:mod:`hand_recon_core.models.heads.keypoint_lifter`; needs
+            the keypoint branch) and its per-cell hand-extent output ``extent`` (log of the 2D hand size in units
+            of ``input_size / 4``).
+        lifter_window: the lifter's keypoint window, a fraction of the hand extent.
 
     Attributes:
         hands: the hand layers (not a submodule; moved to the input's device on use).
@@ -312,10 +318,13 @@ class SingleStageNet(nn.Module):
                  input_size: int = 512, fuse_channels: int = 256, head_channels: int = 256,
                  keypoint_branch: bool = True, focal_ratio: float = 1.0, intrinsics: str = "fixed",
                  depth_scale: float = 0.4, offset_unit: float = 0.1, score_threshold: float = 0.3,
-                 max_hands: int = 20, nms_kernel: int = 3, orient_repr: str = "axis_angle") -> None:
+                 max_hands: int = 20, nms_kernel: int = 3, orient_repr: str = "axis_angle",
+                 keypoint_lifter: bool = False, lifter_window: float = 0.75) -> None:
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
+        if keypoint_lifter and not keypoint_branch:
+            raise ValueError("keypoint_lifter needs keypoint_branch=True")
         self.orient_repr = orient_repr
         self.param_slices = param_slices(orient_repr)
         self.num_params = self.param_slices["camera"][1]
@@ -339,6 +348,9 @@ class SingleStageNet(nn.Module):
         self.param_head = PerCellHead(head_channels, self.num_params, hidden)
         self.light_head = PerCellHead(head_channels, NUM_SH, hidden, init_bias=default_sh().tolist())
         self.texture_head = PerCellHead(head_channels, self.num_vertices * 3, ())
+        self.lifter_window = float(lifter_window)
+        self.extent_head = PerCellHead(head_channels, 1, hidden) if keypoint_lifter else None
+        self.lifter = KeypointLifter(self.num_params, NUM_JOINTS) if keypoint_lifter else None
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("pixel_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -369,7 +381,40 @@ class SingleStageNet(nn.Module):
         feat = self.encoder(fused)
         out.update(center=self.center_head(feat), handedness=self.handedness_head(feat), params=self.param_head(feat),
                    light=self.light_head(feat), features=feat)
+        if self.extent_head is not None:
+            out["extent"] = self.extent_head(feat)
         return out
+
+    @property
+    def extent_unit(self) -> float:
+        """Input pixels of a zero ``extent`` code (``extent = extent_unit * exp(code)``)."""
+        return self.input_size / 4.0
+
+    def cell_codes(self, maps: Mapping[str, torch.Tensor], batch: torch.Tensor, cells: torch.Tensor,
+                   handedness: torch.Tensor, extent: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The hand-model code of each hand cell: the per-cell code, plus the lifter's correction when present.
+
+        Args:
+            maps: :meth:`forward_maps` output.
+            batch: (M,) image of each hand; cells: (M, 2) cells ``(x, y)``; handedness: (M,) codes.
+            extent: optional (M,) hand sizes, input pixels, to read the keypoints with (training: the ground
+                truth's); default the predicted ``extent``.
+
+        Returns:
+            ``(codes (M, num_params), extent (M,) predicted hand size in input pixels or None without lifter)``.
+        """
+        y, x = cells[:, 1], cells[:, 0]
+        codes = gather_cells(maps["params"], batch, y, x)
+        if self.lifter is None:
+            return codes, None
+        predicted = self.extent_unit * torch.exp(gather_cells(maps["extent"], batch, y, x)[:, 0].float().clamp(-6, 6))
+        size = predicted.detach() if extent is None else extent.float()
+        centre = cell_to_pixel(cells, STRIDE)
+        with torch.autocast(device_type=codes.device.type, enabled=False):
+            kp = read_keypoints(maps["keypoints"].detach(), batch, centre, size, KEYPOINT_STRIDE, self.lifter_window)
+            codes = codes.float() + self.lifter(kp, centre, size, handedness)
+        return codes, predicted
 
     # ------------------------------------------------------------------ hands
     def reconstruct(self, params: torch.Tensor, light: torch.Tensor, features: torch.Tensor | None,
@@ -454,7 +499,7 @@ class SingleStageNet(nn.Module):
             side_prob = torch.sigmoid(maps["handedness"].float())[peaks.batch, :, peaks.y, peaks.x]  # (D, 2)
             side_score, side = side_prob.max(dim=1)
             cells = torch.stack([peaks.x, peaks.y], dim=1)
-            params = gather_cells(maps["params"], peaks.batch, peaks.y, peaks.x)
+            params, _ = self.cell_codes(maps, peaks.batch, cells, side)
             light = gather_cells(maps["light"], peaks.batch, peaks.y, peaks.x)
             feats = gather_cells(maps["features"], peaks.batch, peaks.y, peaks.x) if texture else None
             out = self.reconstruct(params, light, feats, cells, side, K[peaks.batch])
@@ -477,10 +522,16 @@ class SingleStageNet(nn.Module):
         if hb is not None and hb.numel() > 0:
             cells = batch["hand_cells"]
             y, x = cells[:, 1], cells[:, 0]
-            out["hands"] = self.reconstruct(gather_cells(maps["params"], hb, y, x),
-                                            gather_cells(maps["light"], hb, y, x),
+            gt_extent = None
+            if self.lifter is not None and self.training:  # read the keypoints with the true hand size
+                box = batch["bbox"].float()
+                gt_extent = (box[:, 2:] - box[:, :2]).amax(dim=1).clamp_min(4.0)
+            codes, extent = self.cell_codes(maps, hb, cells, batch["handedness"], gt_extent)
+            out["hands"] = self.reconstruct(codes, gather_cells(maps["light"], hb, y, x),
                                             gather_cells(maps["features"], hb, y, x), cells, batch["handedness"],
                                             batch["K_cam"][hb])
+            if extent is not None:
+                out["hands"]["extent"] = extent
         if not self.training:
             out["detections"] = self.decode(maps, batch["K_cam"])
         return out
@@ -508,6 +559,8 @@ class SingleStageExport(nn.Module):
         names = ["center", "handedness", "params", "light"]
         if self.net.keypoints is not None:
             names.append("keypoints")
+        if self.net.extent_head is not None:
+            names.append("extent")
         if self.texture:
             names.append("texture")
         return names
@@ -517,6 +570,8 @@ class SingleStageExport(nn.Module):
         outs = [maps["center"], maps["handedness"], maps["params"], maps["light"]]
         if self.net.keypoints is not None:
             outs.append(maps["keypoints"])
+        if self.net.extent_head is not None:
+            outs.append(maps["extent"])
         if self.texture:
             outs.append(self.net.texture_head(maps["features"]))
         return tuple(outs)
@@ -606,6 +661,10 @@ class SingleStageMethod:
             ground-truth centre cells with the ground-truth handedness, the paper's first-stage protocol (centre
             known), for checkpoints trained without the localisation terms; detection AP and handedness are then
             not measured (``hand-recon eval --set method.kwargs.eval_centres=ground_truth``).
+        keypoint_lifter, lifter_window: the keypoint lifter (ours; :mod:`hand_recon_core.models.heads.keypoint_lifter`)
+            and its keypoint window (fraction of the hand extent).
+        w_extent: L1 of the log predicted 2D hand extent against the ground-truth box's longer side (with the
+            lifter only).
     """
 
     def __init__(self, input_size: int = 512, keypoint_branch: bool = True, fuse_channels: int = 256,
@@ -616,12 +675,13 @@ class SingleStageMethod:
                  w_pose_prior: float = 1.0, w_shape_prior: float = 0.1, w_consistency: float = 1.0,
                  w_joints_3d: float = 100.0, w_vertices_3d: float = 100.0, w_pose_3d: float = 1.0,
                  w_betas_3d: float = 0.1, w_root_3d: float = 10.0, w_orient_3d: float = 0.0,
-                 score_threshold: float = 0.3,
+                 w_extent: float = 1.0, score_threshold: float = 0.3,
                  max_hands: int = 20, nms_kernel: int = 3, photometric_crop: int = 64,
                  photometric_margin: float = 1.2, photometric_sigma: float = 0.25, keypoint_box_fraction: float = 0.25,
                  min_radius: int = 0, input_crop: str = "image", crop_margin: float = 1.5,
                  augment: Mapping[str, Any] | None = None, init_weights: str | None = None,
-                 init_strict: bool = True, orient_repr: str = "axis_angle", eval_centres: str = "detected") -> None:
+                 init_strict: bool = True, orient_repr: str = "axis_angle", eval_centres: str = "detected",
+                 keypoint_lifter: bool = False, lifter_window: float = 0.75) -> None:
         if input_size <= 0 or input_size % 32:
             raise ValueError(f"input_size must be a positive multiple of 32, got {input_size}")
         if supervision not in SUPERVISIONS:
@@ -636,6 +696,9 @@ class SingleStageMethod:
                 raise ValueError(f"{k} must be >= 0, got {v}")
         if (weights["w_keypoint_heatmap"] > 0 or weights["w_consistency"] > 0) and not keypoint_branch:
             raise ValueError("w_keypoint_heatmap / w_consistency need keypoint_branch=True (set them to 0)")
+        if keypoint_lifter and not keypoint_branch:
+            raise ValueError("keypoint_lifter needs keypoint_branch=True")
+        self.keypoint_lifter, self.lifter_window = bool(keypoint_lifter), float(lifter_window)
         self.weights = {k[2:]: float(v) for k, v in weights.items()}
         self.input_size = int(input_size)
         self.keypoint_branch = bool(keypoint_branch)
@@ -689,7 +752,7 @@ class SingleStageMethod:
         net = SingleStageNet(backbone, pretrained, hand_model_id, self.input_size, self.fuse_channels,
                              self.head_channels, self.keypoint_branch, self.focal_ratio, self.intrinsics,
                              self.depth_scale, self.offset_unit, self.score_threshold, self.max_hands, self.nms_kernel,
-                             self.orient_repr)
+                             self.orient_repr, self.keypoint_lifter, self.lifter_window)
         if self.init_weights:
             from hand_recon_core.training import checkpoint as ckpt_io  # lazy: training imports the models
 
@@ -867,6 +930,10 @@ class SingleStageMethod:
             hands = model_out.get("hands")
             if hands is not None:
                 parts.update(self._hand_losses(maps, hands, batch))
+                if "extent" in hands and w["extent"] > 0:
+                    box = batch["bbox"].float()
+                    target = (box[:, 2:] - box[:, :2]).amax(dim=1).clamp_min(4.0)
+                    parts["extent"] = (torch.log(hands["extent"]) - torch.log(target)).abs().mean()
         total = zero
         for name, value in parts.items():
             total = total + w[name] * value

@@ -15,7 +15,7 @@ import torch
 from hand_recon_core.data.sample import LEFT, RIGHT
 from hand_recon_core.data.synthetic import build_synthetic_dataset
 from hand_recon_core.geometry.cameras import project_points
-from hand_recon_core.models.heads.center import cell_to_pixel
+from hand_recon_core.models.heads.center import cell_to_pixel, gather_cells
 from hand_recon_core.models.registry import create_method
 from hand_recon_core.models.single_stage import (
     NUM_PARAMS,
@@ -487,3 +487,29 @@ def test_eval_at_ground_truth_centres(built, multi_samples):
         assert len(gt_method.predict(net(only_empty), only_empty)[0]["handedness"]) == 0
     with pytest.raises(ValueError, match="eval_centres"):
         SingleStageMethod(eval_centres="oracle")
+
+
+def test_keypoint_lifter_trains_decodes_and_exports(multi_samples, tmp_path):
+    method, net = _build(supervision="full", keypoint_lifter=True, orient_repr="6d")
+    assert net.extent_head is not None and net.lifter is not None
+    batch = method.collate([method.encode_targets(s) for s in multi_samples[:2]])
+    net.train()
+    out = net(batch)
+    hb = batch["hand_batch"]
+    cells = batch["hand_cells"]
+    plain = net.reconstruct(gather_cells(out["maps"]["params"], hb, cells[:, 1], cells[:, 0]),
+                            torch.zeros(len(hb), NUM_SH), None, cells, batch["handedness"], batch["K_cam"][hb])
+    assert torch.allclose(out["hands"]["joints"], plain["joints"], atol=1e-6)  # zero correction at the start
+    total, parts = method.loss(out, batch)
+    assert "extent" in parts and torch.isfinite(total)
+    total.backward()
+    assert net.lifter.out.weight.grad.abs().sum() > 0 and net.extent_head.out.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in net.parameters())  # DDP needs every gradient
+    net.eval()
+    with torch.no_grad():
+        preds = method.predict(net(batch), batch)
+    assert len(preds) == 2
+    names = method.export_onnx(copy.deepcopy(net), str(tmp_path / "lifter.onnx"), opset=17)
+    assert names[-1] == "extent"
+    with pytest.raises(ValueError, match="keypoint_branch"):
+        SingleStageMethod(keypoint_lifter=True, keypoint_branch=False, w_keypoint_heatmap=0, w_consistency=0)
