@@ -129,8 +129,17 @@ def run_demo(out_dir: str | Path = "out/demo", seconds: float = 8.0, frames: int
                   (f"{base}/faces/left", Mesh, latched), ("/tf", TFMessage, QoSProfile(depth=100)),
                   ("/diagnostics", DiagnosticArray, reliable)]
         mcap_path = out / "hand_recon_demo.mcap"
-        recorder = McapRecorder(rec, mcap_path, topics)
-        video = VideoRecorder(out / f"overlay.{video_format}", fps=rate)
+        described = node.pipeline.describe() if hasattr(node.pipeline, "describe") else {}
+        if oracle is not None:
+            what = "SYNTHETIC GROUND TRUTH replayed through the node - not a reconstruction"
+        elif getattr(node.pipeline, "random_weights", False):
+            what = "RANDOM WEIGHTS (no trained checkpoint) - meaningless hands"
+        else:
+            what = f"model: {described.get('detector', '-')}"
+        recorder = McapRecorder(rec, mcap_path, topics, metadata={"model": what, **{
+            f"pipeline.{k}": v for k, v in described.items() if v is not None}})
+        video = VideoRecorder(out / f"overlay.{video_format}", fps=rate,
+                              caption=what if (oracle is not None or "RANDOM" in what) else None)
         rec.create_subscription(Image, f"{base}/overlay",
                                 lambda m: video.add(np.ascontiguousarray(image_msg_to_rgb(m))), reliable)
         executor = MultiThreadedExecutor(num_threads=4, context=ctx)

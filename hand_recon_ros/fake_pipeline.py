@@ -78,6 +78,8 @@ class GroundTruthPipeline:
 
     device = "cpu"
     backend = "ground-truth"
+    #: What the node logs as the model: never mistaken for a reconstruction.
+    LABEL = "SYNTHETIC GROUND TRUTH replayed (oracle stand-in, not a reconstruction)"
 
     def __init__(self, capacity: int = 512, delay: float = 0.0) -> None:
         self._frames: OrderedDict[bytes, object] = OrderedDict()
@@ -87,6 +89,11 @@ class GroundTruthPipeline:
         self.calls = 0
         self.misses = 0
         self.last_K: np.ndarray | None = None
+
+    def describe(self) -> dict:
+        """Summary for the node's log and diagnostics."""
+        return {"detector": self.LABEL, "refiner": "none", "backend": self.backend, "random_weights": False,
+                "oracle": True}
 
     def register(self, image: np.ndarray, truth) -> None:
         """Remember ``truth`` (a HandFrame) as the answer for ``image`` ((H, W, 3) uint8 RGB)."""

@@ -1,8 +1,10 @@
 """sensor_msgs/Image -> numpy RGB, with validation and without extra copies.
 
-``cv_bridge`` is used when it is installed (a real ROS 2 install); otherwise the message buffer is viewed with
-numpy directly. Either way the result is a (H, W, 3) uint8 RGB *view* where the encoding allows it (rgb8; bgr8,
-rgba8 and bgra8 as strided views; mono8 broadcast), so no pixel is copied here.
+The message is validated first (encoding, size, ``step``, data length). Then ``cv_bridge`` converts it when it
+is installed (a real ROS 2 install: its passthrough result is a view of the message for unpadded rows, a compact
+copy for padded ones); otherwise the buffer is viewed with numpy directly (row padding through the strides).
+Either way the RGB result is a *view* of that array where the encoding allows it (rgb8; bgr8, rgba8 and bgra8 as
+strided views; mono8 broadcast), so no pixel is copied here.
 
 Every malformed input raises :class:`ImageConversionError` with a message naming the problem; the node logs it
 (throttled) and skips the frame.
@@ -66,8 +68,13 @@ def image_msg_to_rgb(msg, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
     buf = _message_buffer(msg)
     if buf.size < h * step:
         raise ImageConversionError(f"data has {buf.size} bytes, expected height x step = {h * step}")
-    rows = np.lib.stride_tricks.as_strided(buf, shape=(h, w, channels), strides=(step, channels, 1),
-                                           writeable=False)
+    # cv_bridge only sees validated messages, and only rows it can read: it takes step / channels columns per row,
+    # which misreads a padding that is not a whole number of pixels (the numpy strides handle any step)
+    if _CV_BRIDGE is not None and step % channels == 0:
+        rows = np.asarray(_CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")).reshape(h, w, channels)
+    else:
+        rows = np.lib.stride_tricks.as_strided(buf, shape=(h, w, channels), strides=(step, channels, 1),
+                                               writeable=False)
     if order == (0, 1, 2) and channels == 3:
         return rows
     if channels == 1:
@@ -76,12 +83,7 @@ def image_msg_to_rgb(msg, max_side: int = DEFAULT_MAX_SIDE) -> np.ndarray:
 
 
 def _message_buffer(msg) -> np.ndarray:
-    """The image bytes as a flat uint8 array: through cv_bridge's passthrough view when it is installed (a real
-    ROS 2 install), else a numpy view of ``msg.data``. Neither copies."""
-    if _CV_BRIDGE is not None:
-        view = _CV_BRIDGE.imgmsg_to_cv2(msg, desired_encoding="passthrough")
-        base = view.base if view.base is not None else view
-        return np.frombuffer(base, dtype=np.uint8) if not isinstance(base, np.ndarray) else base.reshape(-1)
+    """``msg.data`` as a flat uint8 numpy view (no copy)."""
     data = msg.data
     return data.reshape(-1).view(np.uint8) if isinstance(data, np.ndarray) else np.frombuffer(data, np.uint8)
 

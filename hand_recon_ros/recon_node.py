@@ -398,6 +398,9 @@ class HandReconNode(LifecycleNode):
                            "meaningless; set model.checkpoint")
         describe = p.describe() if hasattr(p, "describe") else {}
         source = cfg.model_checkpoint or (f"method {cfg.model_method}" if cfg.model_method else "default model")
+        if describe.get("oracle"):
+            source = "stand-in model"
+            self._say_once("oracle", f"the model is a stand-in: {describe.get('detector')}")
         self.get_logger().info(
             f"model ready in {time.perf_counter() - t0:.1f} s: {source} ({describe.get('detector', '-')}, refiner "
             f"{describe.get('refiner', cfg.model_refiner)}), backend {backend}, device "
@@ -882,6 +885,14 @@ class HandReconNode(LifecycleNode):
                   "camera_info_rejected": str(self.counters["camera_info_rejected"]),
                   "pairing": self._sync_name or "-",
                   "tracking": self.temporal.description if self.temporal else "-"}
+        model_note = ""
+        if self.pipeline is not None:
+            described = self.pipeline.describe() if hasattr(self.pipeline, "describe") else {}
+            values["model"] = str(described.get("detector", "-"))
+            if getattr(self.pipeline, "random_weights", False):
+                model_note = "model has RANDOM WEIGHTS (no trained checkpoint)"
+            elif described.get("oracle"):
+                model_note = "model is a ground-truth stand-in"
         if cfg is not None:
             values["backend"] = str(getattr(self.pipeline, "backend", cfg.model_backend))
             values["device"] = str(getattr(self.pipeline, "device", cfg.model_device))
@@ -899,6 +910,8 @@ class HandReconNode(LifecycleNode):
         elif self.counters["errors"] or self.counters["rejected"]:
             level, message = DiagnosticStatus.WARN, (f"{self.counters['rejected']} images rejected, "
                                                      f"{self.counters['errors']} frame errors")
+        elif model_note:
+            level, message = DiagnosticStatus.WARN, model_note
         return level, message, values
 
 

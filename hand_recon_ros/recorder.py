@@ -95,7 +95,8 @@ class McapRecorder:
         topics: ``(topic, msg_class, qos)`` to record.
     """
 
-    def __init__(self, node, path: str | Path, topics: list[tuple[str, Any, Any]]) -> None:
+    def __init__(self, node, path: str | Path, topics: list[tuple[str, Any, Any]],
+                 metadata: dict[str, str] | None = None) -> None:
         from mcap.writer import CompressionType, Writer
 
         self.path = Path(path)
@@ -109,6 +110,8 @@ class McapRecorder:
             compression = CompressionType.NONE
         self._writer = Writer(self._file, compression=compression)
         self._writer.start(profile="ros2", library="hand_recon")
+        if metadata:  # e.g. what produced the hands (a trained model, random weights, the ground-truth stand-in)
+            self._writer.add_metadata(name="hand_recon", data={str(k): str(v) for k, v in metadata.items()})
         self._lock = threading.Lock()
         self._node = node
         self._subs = []
@@ -152,9 +155,11 @@ class VideoRecorder:
     Args:
         path: output file (parent folders created).
         fps: frames per second of the file.
+        caption: optional text burnt into the bottom of every frame (white on a dark band).
     """
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    def __init__(self, path: str | Path, fps: float, caption: str | None = None) -> None:
+        self.caption = caption
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.fps = float(fps)
@@ -167,6 +172,8 @@ class VideoRecorder:
         """Append an (H, W, 3) uint8 RGB frame (frames of another size than the first are resized)."""
         import cv2
 
+        if self.caption:
+            rgb = _with_caption(rgb, self.caption)
         with self._lock:
             if self.path.suffix.lower() == ".gif":
                 self._gif.append(np.ascontiguousarray(rgb))
@@ -195,3 +202,17 @@ class VideoRecorder:
                 images[0].save(self.path, save_all=True, append_images=images[1:], loop=0,
                                duration=int(round(1000.0 / self.fps)))
                 self._gif = []
+
+
+def _with_caption(rgb: np.ndarray, text: str) -> np.ndarray:
+    """A copy of ``rgb`` with ``text`` on a dark band along the bottom edge."""
+    import cv2
+
+    out = np.array(rgb, dtype=np.uint8, copy=True)
+    h, w = out.shape[:2]
+    scale = max(0.35, min(0.8, w / 1100.0))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    band = th + base + 8
+    out[h - band:] = (out[h - band:] * 0.35).astype(np.uint8)
+    cv2.putText(out, text, (6, h - base - 4), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import cv2
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.ros
@@ -39,6 +40,32 @@ def test_ros_demo_records_every_output(ros_available, tmp_path):
     while cap.read()[0]:
         n += 1
     assert n >= 3
+    # the recording and the video say they show the ground truth, not a reconstruction
+    from mcap.reader import make_reader
+
+    with open(out / "hand_recon_demo.mcap", "rb") as f:
+        meta = {m.name: m.metadata for m in make_reader(f).iter_metadata()}
+    assert "SYNTHETIC GROUND TRUTH" in meta["hand_recon"]["model"]
+
+
+def test_video_caption_is_burnt_in(tmp_path):
+    from hand_recon_ros.recorder import VideoRecorder
+
+    frame = np.full((120, 160, 3), 200, np.uint8)
+    for caption, name in ((None, "plain.mp4"), ("SYNTHETIC GROUND TRUTH", "captioned.mp4")):
+        video = VideoRecorder(tmp_path / name, fps=5, caption=caption)
+        for _ in range(3):
+            video.add(frame)
+        video.close()
+    frames = {}
+    for name in ("plain.mp4", "captioned.mp4"):
+        ok, img = cv2.VideoCapture(str(tmp_path / name)).read()
+        assert ok
+        frames[name] = img.astype(int)
+    bottom = slice(100, 120)
+    assert np.abs(frames["plain.mp4"][bottom] - 200).mean() < 10  # untouched
+    assert frames["captioned.mp4"][bottom].mean() < 150  # the dark band with the text
+    assert np.abs(frames["captioned.mp4"][:60] - frames["plain.mp4"][:60]).mean() < 3  # the rest unchanged
 
 
 def test_ros_demo_refuses_the_oracle_without_the_synthetic_source(ros_available, tmp_path, capsys):

@@ -355,6 +355,8 @@ def test_a_burst_at_100_hz_leaves_no_backlog_and_bounded_memory(harness_factory,
 
 
 def test_diagnostics_are_published(harness_factory, synthetic_frames, ground_truth):
+    from diagnostic_msgs.msg import DiagnosticStatus
+
     h = harness_factory(ground_truth, params={"diagnostics_period": 0.2}, subscribe=("hands", "diagnostics"),
                         prefix="diag")
     h.wait_connected()
@@ -373,6 +375,17 @@ def test_diagnostics_are_published(harness_factory, synthetic_frames, ground_tru
     for key in ("input_rate_hz", "frames_dropped", "backend", "device", "latency_end_to_end_p50_ms",
                 "latency_end_to_end_p95_ms", "latency_model_p50_ms", "latency_ros_layer_p95_ms"):
         assert key in values, key
+    # the stand-in model is never mistaken for a reconstruction: a WARN naming it
+    status = ours()[-1]
+    assert status.level == DiagnosticStatus.WARN and "ground-truth stand-in" in status.message
+    assert "SYNTHETIC GROUND TRUTH" in values["model"]
+    # a randomly initialised model says so in the diagnostics too
+    h.node.pipeline.random_weights = True
+    try:
+        level, message, _ = h.node.diagnostics()
+        assert level == DiagnosticStatus.WARN and "RANDOM WEIGHTS" in message
+    finally:
+        h.node.pipeline.random_weights = False
 
 
 def test_bad_parameters_at_start_keep_the_node_unconfigured_until_fixed(ros_context, ground_truth):
