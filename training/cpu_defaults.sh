@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Reproduce the package's CPU-trained checkpoints, their ablations and their evaluation JSON, on a 2-core CPU.
 #
-#   training/cpu_defaults.sh [data|single_stage|ablations|acr|dir|dgcl|pipeline|package|all] ...
+#   training/cpu_defaults.sh [data|single_stage|single_stage_variants|ablations|acr|dir|dgcl|pipeline|package|all]
 #
 # data:          synthetic shards (128 px) under data/cpu/: multi (1-4 hands) and interacting two-hand scenes,
 #                3000 training + 500 held-out images each (held-out seed 1000, disjoint from training seed 0);
-#                24000 single-hand crops (two 12000-image streams, seeds 0 and 500) for the detector's stage 1
-# single_stage:  config/cpu/single_stage_stage0.yaml (2D keypoint heatmaps on crops), _stage1.yaml (reconstruction
-#                on crops), then config/cpu/single_stage.yaml (the detector default, multi-hand scenes) + eval
-#                with the mean-pose baseline
+#                24000 single-hand crops (two 12000-image streams, seeds 0 and 500) for the detector's stage 1,
+#                500 held-out crops (seed 9000)
+# single_stage:  the detector default: config/cpu/single_stage_stage0.yaml (2D keypoint heatmaps on crops),
+#                _stage1_lifter.yaml (reconstruction on crops, 6D orientation + keypoint lifter), then
+#                single_stage_lifter.yaml (multi-hand scenes) + eval on held-out scenes and crops with the
+#                mean-pose baseline
+# single_stage_variants: the same chain without the lifter (axis-angle), and the stage-1 runs (axis-angle, 6D,
+#                6D + lifter) evaluated on held-out crops at the ground-truth centres
 # ablations:     single-stage without / with the bone + consistency losses
 # acr:           ACR variants G, G+P, G+C+P
 # dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane
@@ -42,9 +46,10 @@ train() {  # config
 
 last_ckpt() { ls runs/cpu/"$1"/checkpoints/step_*.pt | tail -1; }
 
-evaluate() {  # experiment data-spec
-  hand-recon eval --checkpoint "$(last_ckpt "$1")" --data "$2" --out "runs/cpu/$1/eval" --baseline mean-pose \
-    --vis 8 > /dev/null
+evaluate() {  # experiment data-spec [out-folder [extra eval args...]]
+  local run=$1 data=$2 folder=${3:-eval}; shift $(( $# < 3 ? $# : 3 ))
+  hand-recon eval --checkpoint "$(last_ckpt "$run")" --data "$data" --out "runs/cpu/$run/$folder" \
+    --baseline mean-pose --vis 8 "$@" > /dev/null
 }
 
 step_data() {
@@ -57,10 +62,21 @@ step_data() {
   synth single 500 9000 $DATA/single_test --no-extras
 }
 step_single_stage() {
+  # the default: stage 0 (heatmaps) -> stage 1 with the keypoint lifter (crops) -> stage 2 (scenes)
   train config/cpu/single_stage_stage0.yaml
+  train config/cpu/single_stage_stage1_lifter.yaml
+  train config/cpu/single_stage_lifter.yaml
+  evaluate single_stage_lifter "$MULTI_TEST"
+  evaluate single_stage_lifter "$SINGLE_TEST" eval_single
+}
+step_single_stage_variants() {  # the same chain without the lifter, and the stage-1 comparisons on crops
   train config/cpu/single_stage_stage1.yaml
   train config/cpu/single_stage.yaml
   evaluate single_stage "$MULTI_TEST"
+  train config/cpu/single_stage_stage1_6d.yaml
+  for run in single_stage_stage1 single_stage_stage1_6d single_stage_stage1_lifter; do
+    evaluate "$run" "$SINGLE_TEST" eval_single --set method.kwargs.eval_centres=ground_truth
+  done
 }
 step_ablations() {
   for arm in base full; do
@@ -76,9 +92,9 @@ step_dir() {
 }
 step_dgcl() { for v in dgcl_gcn dgcl; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
 step_pipeline() {
-  hand-recon eval --checkpoint "$(last_ckpt single_stage)" --pipeline --data "$INTER_TEST" \
+  hand-recon eval --checkpoint "$(last_ckpt single_stage_lifter)" --pipeline --data "$INTER_TEST" \
     --out runs/cpu/pipeline/detector_alone > /dev/null
-  hand-recon eval --checkpoint "$(last_ckpt single_stage)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
+  hand-recon eval --checkpoint "$(last_ckpt single_stage_lifter)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
     --out runs/cpu/pipeline/detector_dir > /dev/null
 }
 package() {  # experiment asset-name: only a run that beats its mean-pose baseline by a wide margin ships
@@ -88,13 +104,13 @@ package() {  # experiment asset-name: only a run that beats its mean-pose baseli
 }
 step_package() {
   python training/cpu_tables.py --runs runs/cpu --out training/results
-  package single_stage detector_default.pt
+  package single_stage_lifter detector_default.pt
   package acr_gcp acr_default.pt
   package dir refiner_default.pt
 }
 
 steps=("$@")
 if [ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ]; then
-  steps=(data single_stage ablations acr dir dgcl pipeline package)
+  steps=(data single_stage single_stage_variants ablations acr dir dgcl pipeline package)
 fi
 for s in "${steps[@]}"; do "step_$s"; done

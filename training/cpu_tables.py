@@ -19,11 +19,24 @@ import yaml
 #: (table title, [(row label, experiment folder, eval sub-folder)]).
 TABLES = [
     ("Single-stage detector (multi-hand held-out set)", [
-        ("single-stage default (stages 0 + 1 on crops, stage 2 on scenes)", "single_stage", "eval"),
+        ("single-stage + keypoint lifter, 6D orientation (default: stages 0 + 1 on crops, stage 2 on scenes)",
+         "single_stage_lifter", "eval"),
+        ("mean-pose baseline at its detections", "single_stage_lifter", "eval/baseline_mean-pose"),
+        ("single-stage without lifter (stages 0 + 1 on crops, stage 2 on scenes)", "single_stage", "eval"),
         ("mean-pose baseline at its detections", "single_stage", "eval/baseline_mean-pose"),
         ("first attempt: from scratch on scenes, 1200 steps", "single_stage_v1_scratch", "eval"),
         ("mean-pose baseline at the first attempt's detections", "single_stage_v1_scratch",
          "eval/baseline_mean-pose"),
+    ]),
+    ("Single-stage detector (single-hand held-out crops)", [
+        ("single-stage + keypoint lifter (default)", "single_stage_lifter", "eval_single"),
+        ("mean-pose baseline at its detections", "single_stage_lifter", "eval_single/baseline_mean-pose"),
+    ]),
+    ("Single-stage stage 1 on held-out crops (centre known: eval_centres=ground_truth; 1500 steps x 32)", [
+        ("axis-angle orientation (paper)", "single_stage_stage1", "eval_single"),
+        ("6D orientation", "single_stage_stage1_6d", "eval_single"),
+        ("6D orientation + keypoint lifter", "single_stage_stage1_lifter", "eval_single"),
+        ("mean-pose baseline (6D run's matches)", "single_stage_stage1_6d", "eval_single/baseline_mean-pose"),
     ]),
     ("Single-stage ablation (its Table IV direction; 300 steps each)", [
         ("without bone + consistency", "single_stage_ablation_base", "eval"),
