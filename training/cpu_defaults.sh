@@ -13,7 +13,8 @@
 #                mean-pose baseline
 # single_stage_variants: the same chain without the lifter (axis-angle), and the stage-1 runs (axis-angle, 6D,
 #                6D + lifter) evaluated on held-out crops at the ground-truth centres
-# ablations:     single-stage without / with the bone + consistency losses
+# ablations:     single-stage without / with the bone + consistency losses (lifter stage 1 on crops; and the first
+#                attempt's arms on scenes)
 # acr:           ACR variants G, G+P, G+C+P
 # dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane
 # dgcl:          HandDGCL GCN baseline and GCN + DGCLNet
@@ -79,7 +80,12 @@ step_single_stage_variants() {  # the same chain without the lifter, and the sta
   done
 }
 step_ablations() {
-  for arm in base full; do
+  for arm in base full; do  # on the lifter chain's stage 1, held-out crops, centre known
+    train "config/cpu/single_stage_ablation_lifter_$arm.yaml"
+    evaluate "single_stage_ablation_lifter_$arm" "$SINGLE_TEST" eval_single \
+      --set method.kwargs.eval_centres=ground_truth
+  done
+  for arm in base full; do  # the first attempt's arms (from scratch on scenes, 300 steps)
     train "config/cpu/single_stage_ablation_$arm.yaml"; evaluate "single_stage_ablation_$arm" "$MULTI_TEST"
   done
 }
