@@ -314,5 +314,12 @@ def pack_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True,
     ckpt = load_checkpoint(src)
     state = {k: (v.half() if fp16 and v.is_floating_point() else v).contiguous() for k, v in ckpt["model"].items()}
     payload = {k: ckpt[k] for k in _REQUIRED if k != "model"}
+    config = payload.get("config")
+    if isinstance(config, dict) and isinstance(config.get("method"), dict):
+        # the package holds every weight: the training-time initialisation from an earlier run is not needed
+        kwargs = dict(config["method"].get("kwargs") or {})
+        if kwargs.get("init_weights"):
+            kwargs["init_weights"] = None
+            payload["config"] = {**config, "method": {**config["method"], "kwargs": kwargs}}
     payload.update(model=state, metrics=ckpt.get("metrics") or {}, packed={"fp16": bool(fp16), **dict(extra or {})})
     return save_checkpoint(dst, payload)

@@ -230,3 +230,15 @@ def test_two_process_ddp_runs_a_method_smoke_config(tmp_path, config):
     rows = _rows(out / "logs" / "train.csv")
     assert [int(r["step"]) for r in rows] == [2, 4]
     assert all(float(r["loss"]) > 0 for r in rows)
+
+
+def test_packed_checkpoint_drops_the_training_initialisation(tmp_path):
+    """A package holds every weight: its config no longer points at the run it was initialised from."""
+    payload = {"format": ckpt_io.CHECKPOINT_FORMAT, "method": "toy", "hand_model": "open", "step": 3, "epoch": 0,
+               "code_version": {}, "model": {"w": torch.ones(2)},
+               "config": {"method": {"name": "toy", "kwargs": {"init_weights": "runs/stage1", "depth": 2}}}}
+    src = ckpt_io.save_checkpoint(tmp_path / "src.pt", payload)
+    packed = ckpt_io.load_checkpoint(ckpt_io.pack_checkpoint(src, tmp_path / "pkg.pt"))
+    assert packed["config"]["method"]["kwargs"] == {"init_weights": None, "depth": 2}
+    assert packed["model"]["w"].dtype == torch.float16
+    assert ckpt_io.load_checkpoint(src)["config"]["method"]["kwargs"]["init_weights"] == "runs/stage1"
