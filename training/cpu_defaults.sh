@@ -103,16 +103,17 @@ step_pipeline() {
   hand-recon eval --checkpoint "$(last_ckpt single_stage_lifter)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
     --out runs/cpu/pipeline/detector_dir > /dev/null
 }
-package() {  # experiment asset-name: only a run that beats its mean-pose baseline by a wide margin ships
+package() {  # experiment asset-name step: only a run that beats its mean-pose baseline by a wide margin ships
   if python training/cpu_tables.py --runs runs/cpu --gate "$1"; then
-    hand-recon export --checkpoint "$(last_ckpt "$1")" --format package --out "hand_recon_core/assets/$2"
+    hand-recon export --checkpoint "$(last_ckpt "$1")" --format package --out "hand_recon_core/assets/$2" \
+      --reproduce "training/cpu_defaults.sh data $3 package" --eval-json "runs/cpu/$1/eval/metrics.json"
   fi
 }
 step_package() {
   python training/cpu_tables.py --runs runs/cpu --out training/results
-  package single_stage_lifter detector_default.pt
-  package acr_gcp acr_default.pt
-  package dir refiner_default.pt
+  package single_stage_lifter detector_default.pt single_stage
+  package acr_gcp acr_default.pt acr
+  package dir refiner_default.pt dir
 }
 
 steps=("$@")

@@ -32,14 +32,15 @@ TABLES = [
         ("single-stage + keypoint lifter (default)", "single_stage_lifter", "eval_single"),
         ("mean-pose baseline at its detections", "single_stage_lifter", "eval_single/baseline_mean-pose"),
     ]),
-    ("Single-stage stage 1 on held-out crops (centre known: eval_centres=ground_truth; 1500 steps x 32)", [
+    ("Single-stage stage 1 on held-out crops (centre known: eval_centres=ground_truth, so AP and handedness "
+     "are not measured; 1500 steps x 32)", [
         ("axis-angle orientation (paper)", "single_stage_stage1", "eval_single"),
         ("6D orientation", "single_stage_stage1_6d", "eval_single"),
         ("6D orientation + keypoint lifter", "single_stage_stage1_lifter", "eval_single"),
         ("mean-pose baseline (6D run's matches)", "single_stage_stage1_6d", "eval_single/baseline_mean-pose"),
     ]),
-    ("Single-stage ablation (its Table IV direction) on the lifter chain's stage 1: held-out crops, centre known, "
-     "750 steps each", [
+    ("Single-stage ablation (its Table IV direction) on the lifter chain's stage 1: held-out crops, centre known "
+     "(AP and handedness not measured), 750 steps each", [
         ("without bone + consistency", "single_stage_ablation_lifter_base", "eval_single"),
         ("with bone + consistency", "single_stage_ablation_lifter_full", "eval_single"),
     ]),
@@ -75,6 +76,7 @@ COLUMNS = [
     ("MPJPE mm", "mpjpe/wrist", 1e3, 1),
     ("MPVPE mm", "mpvpe/wrist", 1e3, 1),
     ("PA-MPJPE mm", "mpjpe/pa", 1e3, 1),
+    ("rot. deg", "rotation_error_deg", 1, 1),
     ("AP@0.5", "detection_ap50", 1, 3),
     ("hand acc", "handedness_accuracy", 1, 3),
     ("recall", "recall", 1, 3),

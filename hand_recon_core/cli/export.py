@@ -47,6 +47,10 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
                         "call; the pipeline's default is 4); detectors always use batch 1")
     p.add_argument("--cache-dir", type=Path, default=None, help="TensorRT: pipeline cache folder to build into")
     p.add_argument("--device", default="cpu", help="device for the parity check (cpu, cuda); tensorrt uses cuda")
+    p.add_argument("--reproduce", default=None, metavar="COMMAND",
+                   help="package: the command that reproduces the checkpoint, stored in the package")
+    p.add_argument("--eval-json", type=Path, default=None, metavar="FILE",
+                   help="package: an evaluation metrics.json of the checkpoint, stored (as text) in the package")
     p.set_defaults(func=run)
 
 
@@ -73,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
         if args.out is None:
             return fail("--format package needs --out")
         try:
-            out = pack_checkpoint(args.checkpoint, args.out, fp16=args.precision == "fp16",
-                                  extra={"packed_from": str(args.checkpoint)})
+            extra = {"packed_from": str(args.checkpoint)}
+            if args.reproduce:
+                extra["reproduce"] = args.reproduce
+            if args.eval_json is not None:
+                extra["eval_json"] = args.eval_json.read_text()
+            out = pack_checkpoint(args.checkpoint, args.out, fp16=args.precision == "fp16", extra=extra)
             load_model(out, "cpu")  # it must load into the network it came from
         except (CheckpointError, CheckpointMismatchError, FileNotFoundError) as exc:
             return fail(str(exc))
