@@ -300,7 +300,13 @@ def compare_npz(blob: bytes, arrays: dict[str, np.ndarray], rtol: float = 1e-5, 
     """
     if npz_bytes(arrays) == blob:
         return "identical", ""
-    with np.load(io.BytesIO(blob), allow_pickle=False) as stored:
+    import zipfile
+
+    try:
+        stored = np.load(io.BytesIO(blob), allow_pickle=False)
+    except (ValueError, OSError, zipfile.BadZipFile) as exc:
+        return "different", f"the stored file is not a readable .npz ({exc})"
+    with stored:
         names = sorted(stored.files)
         if names != sorted(arrays):
             return "different", f"array names {names} vs {sorted(arrays)}"

@@ -32,7 +32,7 @@ def test_tables_list_runs_and_copy_their_json(tables, tmp_path, capsys):
     out = tmp_path / "results"
     assert tables.main(["--runs", str(tmp_path / "runs"), "--out", str(out)]) == 0
     text = (out / "RESULTS.md").read_text()
-    assert "| single-stage default (stages 0 + 1 on crops, stage 2 on scenes) |" in text
+    assert "| single-stage without lifter (stages 0 + 1 on crops, stage 2 on scenes) |" in text
     assert "| 50.0 |" in text and "| 100.0 |" in text
     assert "(not run)" in text  # the other runs
     saved = json.loads((out / "single_stage.json").read_text())
