@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Reproduce the package's CPU-trained checkpoints, their ablations and their evaluation JSON, on a 2-core CPU.
 #
-#   training/cpu_defaults.sh [data|single_stage|single_stage_variants|ablations|acr|dir|dgcl|pipeline|package|all]
+#   training/cpu_defaults.sh [data|single_stage|single_stage_variants|ablations|ablations_weak|acr|dir|dgcl|pipeline|
+#                             package|all]
 #
 # data:          synthetic shards (128 px) under data/cpu/: multi (1-4 hands) and interacting two-hand scenes,
 #                3000 training + 500 held-out images each (held-out seed 1000, disjoint from training seed 0);
@@ -14,8 +15,10 @@
 # single_stage_variants: the same chain without the lifter (axis-angle), and the stage-1 runs (axis-angle, 6D,
 #                6D + lifter) evaluated on held-out crops at the ground-truth centres
 # ablations:     single-stage without / with the bone + consistency losses (lifter stage 1 on crops; and the first
-#                attempt's arms on scenes)
-# acr:           ACR variants G, G+P, G+C+P
+#                attempt's arms on scenes), all with 3D supervision
+# ablations_weak: the same pair in the paper's weakly supervised setting (2D labels only; its Table IV)
+# acr:           ACR variants G+C+P (the default), G, G+P, each from the shipped detector's backbone with the
+#                keypoint lifter (config/cpu/_acr.yaml)
 # dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane
 # dgcl:          HandDGCL GCN baseline and GCN + DGCLNet
 # pipeline:      detector alone vs detector + refiner on the interacting held-out set (through the Pipeline)
@@ -89,7 +92,21 @@ step_ablations() {
     train "config/cpu/single_stage_ablation_$arm.yaml"; evaluate "single_stage_ablation_$arm" "$MULTI_TEST"
   done
 }
-step_acr() { for v in g gp gcp; do train "config/cpu/acr_$v.yaml"; evaluate "acr_$v" "$INTER_TEST"; done; }
+detector_backbone() {  # the shipped detector's ResNet, the starting backbone of the ACR runs (config/cpu/_acr.yaml)
+  [ -f runs/cpu/detector_backbone.pth ] || hand-recon export --checkpoint hand_recon_core/assets/detector_default.pt \
+    --format backbone --out runs/cpu/detector_backbone.pth > /dev/null
+}
+step_ablations_weak() {  # the paper's Table IV setting: 2D labels only, from the 2D-only stage 0
+  train config/cpu/single_stage_stage0.yaml
+  for arm in base full; do
+    train "config/cpu/single_stage_ablation_weak_$arm.yaml"
+    evaluate "single_stage_ablation_weak_$arm" "$SINGLE_TEST" eval_single --set method.kwargs.eval_centres=ground_truth
+  done
+}
+step_acr() {
+  detector_backbone
+  for v in gcp g gp; do train "config/cpu/acr_$v.yaml"; evaluate "acr_$v" "$INTER_TEST" eval --no-penetration; done
+}
 step_dir() {
   for v in dir dir_t1 dir_single_plane; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done
   # the initial estimate of the default DIR (stage 0), for "refined vs initial"
@@ -118,6 +135,6 @@ step_package() {
 
 steps=("$@")
 if [ ${#steps[@]} -eq 0 ] || [ "${steps[0]}" = all ]; then
-  steps=(data single_stage single_stage_variants ablations acr dir dgcl pipeline package)
+  steps=(data single_stage single_stage_variants ablations ablations_weak acr dir dgcl pipeline package)
 fi
 for s in "${steps[@]}"; do "step_$s"; done

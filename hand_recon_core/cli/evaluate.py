@@ -48,6 +48,11 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--baseline", choices=("mean-pose",), default=None,
                         help="also score a trivial baseline on the same detections (mean root-relative hand of "
                              "the evaluated ground truth at each predicted wrist); written to OUT/baseline_<name>")
+    parser.add_argument("--no-penetration", dest="penetration", action="store_false",
+                        help="skip the interpenetration volume of two-hand images (voxelised; seconds per image on a "
+                             "CPU)")
+    parser.add_argument("--penetration-images", type=int, default=None, metavar="N",
+                        help="compute the interpenetration volume on the first N two-hand images only")
     parser.set_defaults(func=run)
 
 
@@ -70,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_pipeline(args.checkpoint, args.data, out, refiner=args.refiner,
                                        max_samples=args.max_samples, device=args.device, progress=args.progress,
                                        baseline=args.baseline, hand_model=args.hand_model,
+                                       penetration=args.penetration,
+                                       penetration_images=args.penetration_images,
                                        **{k: v for k, v in (("score_threshold", args.score_threshold),
                                                             ("max_hands", args.max_hands)) if v is not None})
         else:
@@ -77,7 +84,8 @@ def run(args: argparse.Namespace) -> int:
                                          max_samples=args.max_samples, device=args.device,
                                          batch_size=args.batch_size, num_workers=args.workers,
                                          hand_model=args.hand_model, progress=args.progress, baseline=args.baseline,
-                                         overrides=args.overrides)
+                                         overrides=args.overrides, penetration=args.penetration,
+                                         penetration_images=args.penetration_images)
     except (CheckpointError, CheckpointMismatchError, UnknownMethodError, MethodKwargsError, ConfigError,
             FileNotFoundError, KeyError, ValueError, ModuleNotFoundError) as exc:
         logging.getLogger(__name__).debug("traceback", exc_info=True)

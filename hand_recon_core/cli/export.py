@@ -5,10 +5,14 @@ Usage::
     hand-recon export --checkpoint CKPT --format onnx --out model.onnx [--opset 17] [--tolerance 1e-4]
     hand-recon export --checkpoint CKPT --format tensorrt --out model.plan [--precision fp16] [--max-batch 4]
     hand-recon export --checkpoint CKPT --format package --out detector.pt [--precision fp16]
+    hand-recon export --checkpoint CKPT --format backbone --out backbone.pth
 
 Package: an inference-only checkpoint (config + weights, no optimizer/RNG state; float16 weights with
 ``--precision fp16``, the default), as shipped under ``hand_recon_core/assets/``; it loads wherever a training
 checkpoint does (``Pipeline.from_checkpoint``, ``hand-recon eval/infer``).
+
+Backbone: the checkpoint's ResNet alone as a torchvision-format state dict (float32), to initialise another
+method's backbone (``backbone: {pretrained: backbone.pth}`` in a config) the way ImageNet weights would.
 
 ONNX: the method's own export function writes the network (no decoding, see
 :mod:`hand_recon_core.inference.adapters`); the graph is then run with ONNX Runtime on seeded random images and
@@ -35,7 +39,7 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint (.pt)")
-    p.add_argument("--format", required=True, choices=("onnx", "tensorrt", "package"))
+    p.add_argument("--format", required=True, choices=("onnx", "tensorrt", "package", "backbone"))
     p.add_argument("--out", type=Path, default=None,
                    help="output file (.onnx / .plan); tensorrt without --out: the pipeline's cache under --cache-dir")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset")
@@ -71,6 +75,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"hand-recon export: error: {message}", file=sys.stderr)
         return 2
 
+    if args.format == "backbone":
+        from hand_recon_core.training.checkpoint import extract_backbone
+
+        if args.out is None:
+            return fail("--format backbone needs --out")
+        try:
+            print(json.dumps(extract_backbone(args.checkpoint, args.out), indent=2))
+        except (CheckpointError, CheckpointMismatchError, FileNotFoundError) as exc:
+            return fail(str(exc))
+        return 0
     if args.format == "package":
         from hand_recon_core.training.checkpoint import pack_checkpoint
 

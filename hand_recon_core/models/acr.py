@@ -55,6 +55,14 @@ Implementation choices not fixed by the paper (all documented where they live):
   are present. (Ground-truth centres and radii in training made ``lambda`` about half its test-time value on
   synthetic data, because the metric-extent box estimate is biased for closed hands.)
 * Variants without P have no part-segmentation map and no ``L_seg``; variants without C no prior map (Table 3).
+* ``keypoint_lifter: true`` (ours, off by default; not in the paper): a 2D keypoint heatmap branch (42 channels =
+  21 joints per slot, stride 4, from the neck output and ``c2``; focal loss ``w_keypoints`` on Gaussian targets) and
+  the keypoint lifter of :mod:`hand_recon_core.models.heads.keypoint_lifter`: per slot, the soft-argmax keypoints of
+  its 21 channels (detached), normalised by their own centre and size, go through an MLP whose output (zero at
+  initialisation) is added to ``F_out``. Why: trained from scratch on a CPU budget, the regressed global
+  orientation stays random and hands collapse to points (``training/results/RESULTS.md``), while heatmaps learn
+  and 2D keypoints determine the 3D hand well; the same fix made the single-stage detector beat its baseline.
+  Every variant of Table 3 can carry it, so the ablation still isolates G, P and C.
 
 Losses (Sec. 3.5, Eqs. 6-11; weights from the paper): ``L_total = L_mesh + w_c L_c + w_p L_seg`` with
 ``w_c = 80`` (CenterNet penalty-reduced focal loss, :func:`~hand_recon_core.models.heads.center.center_focal_loss`),
@@ -88,6 +96,7 @@ from hand_recon_core.data.augment import letterbox_matrix, warp_sample
 from hand_recon_core.data.sample import (
     HANDEDNESS_NAMES,
     LEFT,
+    NUM_JOINTS,
     NUM_BETAS,
     PART_SEG_NUM_CLASSES,
     PART_SEG_PARTS_PER_HAND,
@@ -120,6 +129,13 @@ from hand_recon_core.models.heads.acr_attention import (
     repel_centers,
     spatial_softmax,
 )
+from hand_recon_core.models.heads.keypoint_lifter import (
+    SLOT_KEYPOINT_STRIDE,
+    KeypointLifter,
+    lift_slot_keypoints,
+    slot_keypoint_heatmaps,
+)
+from hand_recon_core.models.heads.single_stage import KeypointBranch
 from hand_recon_core.models.heads.center import (
     center_focal_loss,
     decode_peaks,
@@ -186,8 +202,10 @@ VARIANTS: dict[str, tuple[bool, bool]] = {  # name -> (use_part, use_cross)
 ACR_TARGET_KEYS = (
     "acr_heatmap", "acr_part_seg", "acr_present", "acr_center_cells", "acr_radius", "acr_has_params",
     "acr_pose6d", "acr_betas", "acr_has_3d", "acr_joints_rel", "acr_joint_valid", "acr_kp2d", "acr_affine",
-    "acr_raw_size",
+    "acr_raw_size", "acr_kp_hm",
 )  # fmt: skip
+#: Stride of the optional keypoint heatmaps (``keypoint_lifter``), input pixels.
+KEYPOINT_STRIDE = SLOT_KEYPOINT_STRIDE
 
 
 def _variant_flags(variant: str) -> tuple[bool, bool]:
@@ -308,13 +326,14 @@ class ACRNet(nn.Module):
             hand for the interaction field at inference, metres (hand length ~0.17-0.19 m, HAND_FACTS).
         center_min_radius: lower bound of kernel radii, cells (as in the targets).
         center_min_overlap: IoU parameter of :func:`gaussian_radius` (as in the targets).
+        keypoint_lifter: add the keypoint heatmap branch and lifter (module docstring; ours).
     """
 
     def __init__(self, backbone: nn.Module, hand_layers: Sequence[nn.Module], *, input_size: int = 512,
                  variant: str = "G+C+P", feature_channels: int = 256, head_channels: int = 256,
                  mlp_hidden: int = 512, init_cam_scale: float = 4.0, score_threshold: float = 0.25,
                  interaction_gamma: float = 2.0, hand_extent_m: float = 0.19, center_min_radius: int = 1,
-                 center_min_overlap: float = 0.7) -> None:
+                 center_min_overlap: float = 0.7, keypoint_lifter: bool = False) -> None:
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
@@ -344,6 +363,9 @@ class ACRNet(nn.Module):
         self.f_out = PointwiseMLP(f_in, mlp_hidden, PARAM_DIM)
         nn.init.zeros_(self.f_out.fc2.weight)
         nn.init.zeros_(self.f_out.fc2.bias)
+        self.keypoint_head = (KeypointBranch(feature_channels, backbone.out_channels["c2"], head_channels // 2,
+                                             NUM_SLOTS * NUM_JOINTS) if keypoint_lifter else None)
+        self.lifter = KeypointLifter(PARAM_DIM, NUM_JOINTS) if keypoint_lifter else None
 
         self.hand_layers = nn.ModuleList(hand_layers)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
@@ -383,11 +405,15 @@ class ACRNet(nn.Module):
             dict with ``center_logits (B, 2, h, w)``, ``part_logits (B, 33, h, w)`` (variants with P),
             ``pose6d (B, 2, 16, 6)``, ``betas (B, 2, 10)``, ``cam (B, 2, 3)`` (``s, t_x, t_y``),
             ``scores (B, 2)`` (max centre probability per slot), ``lam (B,)`` (interaction intensity, 0 without
-            C), ``centers (B, 2, 2)`` (soft-argmax of the centre attention, cells ``(x, y)``).
+            C), ``centers (B, 2, 2)`` (soft-argmax of the centre attention, cells ``(x, y)``); with the keypoint
+            lifter also ``keypoint_logits (B, 42, S/4, S/4)`` (slot-major: channel ``21 k + j``) and
+            ``keypoints (B, 2, 21, 2)`` (their soft-argmax, input pixels).
         """
         b = pixels.shape[0]
         size_hw = (int(pixels.shape[-2]), int(pixels.shape[-1]))
-        feats = self.coord(self.neck(self.backbone.forward_features(pixels)), size_hw)
+        levels = self.backbone.forward_features(pixels)
+        neck = self.neck(levels)
+        feats = self.coord(neck, size_hw)
         h, w = feats.shape[-2:]
         grid = feats[:, -2:]  # (B, 2, h, w) normalised cell coordinates (x_n, y_n)
 
@@ -425,9 +451,17 @@ class ACRNet(nn.Module):
             pieces.append(lam[:, None, None] * f_cross)
 
         f_out = f_global + self.f_out(torch.cat(pieces, dim=-1))  # Eq. 5 (+ skip from F_g)
+        if self.keypoint_head is not None:
+            f_out = f_out + self._lift(self.keypoint_head(neck, levels["c2"]), out)
         pose6d, betas, cam = decode_params(f_out, self.init_cam_scale)
         out.update(pose6d=pose6d, betas=betas, cam=cam, scores=scores, lam=lam, centers=centers)
         return out
+
+    def _lift(self, keypoint_logits: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The keypoint lifter's correction (B, 2, 109) of ``F_out``; stores the logits and keypoints in ``out``."""
+        correction, out["keypoints"] = lift_slot_keypoints(self.lifter, keypoint_logits, self.input_size)
+        out["keypoint_logits"] = keypoint_logits
+        return correction
 
     def _interaction(self, centers: torch.Tensor, f_global: torch.Tensor, scores: torch.Tensor,
                      interaction: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None,
@@ -572,7 +606,7 @@ def _part_seg_at_map(part_seg: np.ndarray, stride: int) -> np.ndarray:
 
 
 def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: float = 0.5, min_radius: int = 1,
-                       min_overlap: float = 0.7) -> dict[str, np.ndarray]:
+                       min_overlap: float = 0.7, keypoint_heatmaps: bool = False) -> dict[str, np.ndarray]:
     """ACR targets of one sample already at the network's input size.
 
     Per side (slot = handedness code) the hand with the largest box is the target (ACR handles one left and one
@@ -588,6 +622,7 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         alpha: repulsion intensity (Eq. 1).
         min_radius: smallest kernel radius, cells.
         min_overlap: IoU parameter of the radius rule.
+        keypoint_heatmaps: draw ``acr_kp_hm`` (else it is an empty ``(0, 1, 1)`` array).
 
     Returns:
         dict (numpy, slot axis of size 2 first where per hand):
@@ -599,7 +634,9 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         (global orient in the camera frame + 15 local rotations, :func:`matrix_to_rot6d` layout),
         ``acr_betas (2, 10)``; ``acr_has_3d (2,)``, ``acr_joints_rel (2, 21, 3)`` (wrist-relative camera-frame
         joints, metres), ``acr_joint_valid (2, 21)``; ``acr_kp2d (2, 21, 2)`` keypoints in normalised input
-        coordinates ``2 u / S - 1``. Flags are float32 0/1.
+        coordinates ``2 u / S - 1``; ``acr_kp_hm (42, S/4, S/4) float32`` keypoint heatmaps of the target hands'
+        valid, visible, in-image joints (channel ``21 slot + joint``; CenterNet Gaussians of a box
+        :data:`~hand_recon_core.models.heads.keypoint_lifter.KEYPOINT_BOX_FRACTION` of the hand's), used only by the keypoint lifter option. Flags are float32 0/1.
     """
     s = int(input_size)
     if sample["image"].shape[:2] != (s, s):
@@ -624,6 +661,8 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
     joints_rel = np.zeros((NUM_SLOTS, 21, 3), np.float32)
     joint_valid = np.zeros((NUM_SLOTS, 21), np.float32)
     kp2d = np.zeros((NUM_SLOTS, 21, 2), np.float32)
+    kp_drawn = np.zeros((NUM_SLOTS, NUM_JOINTS), bool)
+    kp_px = np.zeros((NUM_SLOTS, NUM_JOINTS, 2))
     for slot, i in enumerate(picked):
         if i < 0:
             continue
@@ -635,6 +674,8 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         present[slot] = True
         joint_valid[slot] = valid
         kp2d[slot] = pixels_to_normalized(torch.from_numpy(kp), s).numpy() * valid[:, None]
+        kp_px[slot] = kp
+        kp_drawn[slot] = valid & visible & (kp >= -0.5).all(axis=1) & (kp < s - 0.5).all(axis=1)
         if bool(sample["has_params"][i]):
             aa = torch.from_numpy(np.asarray(sample["hand_pose"][i], np.float32)).reshape(NUM_KINEMATIC_JOINTS, 3)
             pose6d[slot] = matrix_to_rot6d(axis_angle_to_matrix(aa)).numpy()
@@ -659,6 +700,8 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         (h, h), MAP_STRIDE, min_overlap=min_overlap, min_radius=min_radius, valid=torch.from_numpy(present))
     present_f = in_map.numpy().astype(np.float32)
 
+    kp_hm = slot_keypoint_heatmaps(kp_px, kp_drawn, sizes, s) if keypoint_heatmaps else np.zeros((0, 1, 1), np.float32)
+
     if "part_seg" in sample:
         part = _part_seg_at_map(np.asarray(sample["part_seg"]), MAP_STRIDE)
     else:
@@ -676,6 +719,7 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         "acr_joints_rel": joints_rel,
         "acr_joint_valid": joint_valid,
         "acr_kp2d": kp2d,
+        "acr_kp_hm": kp_hm,
     }
 
 
@@ -716,6 +760,8 @@ class ACRMethod:
         w_j3d, w_pa3d, w_pj2d, w_bone: ``200, 360, 400, 200`` (Eq. 10).
         seg_supervision_steps: apply ``L_seg`` only during this many training steps (paper: the first 2 epochs,
             following PARE); None = always.
+        keypoint_lifter: the keypoint heatmap branch + lifter (ours, module docstring); ``w_keypoints`` weights
+            its focal loss (as ``w_c`` the centre map's).
     """
 
     def __init__(self, variant: str = "G+C+P", input_size: int = 512, feature_channels: int = 256,
@@ -724,7 +770,8 @@ class ACRMethod:
                  hand_extent_m: float = 0.19, center_min_radius: int = 1, center_min_overlap: float = 0.7,
                  w_center: float = 80.0, w_seg: float = 160.0, w_pose: float = 80.0, w_shape: float = 10.0,
                  w_j3d: float = 200.0, w_pa3d: float = 360.0, w_pj2d: float = 400.0, w_bone: float = 200.0,
-                 seg_supervision_steps: int | None = None) -> None:
+                 seg_supervision_steps: int | None = None, keypoint_lifter: bool = False,
+                 w_keypoints: float = 80.0) -> None:
         self.use_part, self.use_cross = _variant_flags(variant)
         self.variant = variant
         if int(input_size) % 32 or int(input_size) <= 0:
@@ -745,14 +792,14 @@ class ACRMethod:
                                init_cam_scale=float(init_cam_scale), score_threshold=float(score_threshold),
                                interaction_gamma=float(interaction_gamma), hand_extent_m=float(hand_extent_m),
                                center_min_radius=int(center_min_radius),
-                               center_min_overlap=float(center_min_overlap))
+                               center_min_overlap=float(center_min_overlap), keypoint_lifter=bool(keypoint_lifter))
         self.score_threshold = float(score_threshold)
         self.repulsion_alpha = float(repulsion_alpha)
         self.center_min_radius = int(center_min_radius)
         self.center_min_overlap = float(center_min_overlap)
         self.weights = {"center": float(w_center), "seg": float(w_seg), "pose": float(w_pose),
                         "shape": float(w_shape), "j3d": float(w_j3d), "pa3d": float(w_pa3d), "pj2d": float(w_pj2d),
-                        "bone": float(w_bone)}
+                        "bone": float(w_bone), "keypoints": float(w_keypoints)}
         self.seg_supervision_steps = None if seg_supervision_steps is None else int(seg_supervision_steps)
 
     # -------------------------------------------------------------------------------------------- build
@@ -783,7 +830,8 @@ class ACRMethod:
         affine = letterbox_matrix((raw_w, raw_h), (s, s))
         out = dict(sample) if (raw_w, raw_h) == (s, s) else warp_sample(sample, affine, (s, s))
         out.update(encode_acr_targets(out, s, alpha=self.repulsion_alpha, min_radius=self.center_min_radius,
-                                      min_overlap=self.center_min_overlap))
+                                      min_overlap=self.center_min_overlap,
+                                      keypoint_heatmaps=self.net_kwargs["keypoint_lifter"]))
         out["acr_affine"] = affine.astype(np.float32)
         out["acr_raw_size"] = np.array([raw_w, raw_h], np.float32)
         return out
@@ -820,6 +868,8 @@ class ACRMethod:
             if self.seg_supervision_steps is not None and steps > self.seg_supervision_steps:
                 seg = seg * 0.0
             terms["seg"] = w["seg"] * seg
+        if "keypoint_logits" in model_out:
+            terms["keypoints"] = w["keypoints"] * center_focal_loss(model_out["keypoint_logits"], batch["acr_kp_hm"])
 
         # L_mano (Eq. 9): squared errors of the 16 x 6 pose and the betas.
         m_par = present * batch["acr_has_params"].float()

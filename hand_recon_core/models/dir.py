@@ -73,6 +73,17 @@ Export
 :func:`export_onnx` writes one estimate (:class:`DIRExportWrapper`: vertices, joints, 2D joints, cameras, offset)
 for a fixed batch size; ONNX Runtime reproduces PyTorch within 1e-4 (tested).
 
+Keypoint lifter (ours, ``keypoint_lifter: true``, off by default)
+-----------------------------------------------------------------
+Trained from scratch on a CPU budget, the initial estimate's global orientation stays random and the
+refinement has nothing to refine (``training/results/RESULTS.md``). The option adds per-slot 2D keypoint heatmaps
+(42 channels at stride 4 from a c3/c4/c5 fusion and ``c2``, focal loss ``w_keypoints`` on Gaussians of every
+valid in-crop joint, occluded ones included) and the keypoint lifter of
+:mod:`hand_recon_core.models.heads.keypoint_lifter`: each slot's soft-argmax keypoints (detached), normalised by
+their centre and size, plus that centre and size, go through an MLP whose output (zero at initialisation) is
+added to the initial parameters (camera included). The refinement stages then start from a lifted estimate; the
+paper's architecture is otherwise unchanged and every ablation switch below still applies.
+
 Ablation switches (method keyword arguments)
 --------------------------------------------
 ``num_stages`` (1-3; Sec. 4.4 "Iterative Refinement"), ``projection`` (``"multi_plane"`` MFP / ``"single_plane"``
@@ -121,6 +132,9 @@ from hand_recon_core.models.backbones.resnet import ResNet
 from hand_recon_core.models.blocks.joint_graph import JointGCN, skeleton_adjacency
 from hand_recon_core.models.blocks.mesh_graph import edges_from_faces
 from hand_recon_core.models.blocks.transformer import TransformerEncoder
+from hand_recon_core.models.heads.center import center_focal_loss
+from hand_recon_core.models.heads.keypoint_lifter import KeypointLifter, lift_slot_keypoints, slot_keypoint_heatmaps
+from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -555,13 +569,14 @@ class DIRNet(nn.Module):
         head_hidden: hidden width of the initial and update MLPs.
         splat_radius: projection kernel radius, cells.
         init_scale: weak-perspective scale at a zero camera output (normalised units per metre).
+        keypoint_lifter: add the keypoint heatmaps and lifter to the initial estimate (module docstring; ours).
     """
 
     def __init__(self, backbone: ResNet, hand_model_id: str, num_stages: int = 2, image_size: int = 256,
                  projection: str = "multi_plane", decoder_channels: int = 256, joint_channels: int = 128,
                  mfp_channels: int = 64, max_decoder_res: int = 32, gcn_layers: int = 2, transformer_layers: int = 4,
                  transformer_heads: int = 4, head_hidden: int = 512, splat_radius: float = 1.0,
-                 init_scale: float = 8.0) -> None:
+                 init_scale: float = 8.0, keypoint_lifter: bool = False) -> None:
         super().__init__()
         if not 1 <= num_stages <= len(SKIP_FEATURES):
             raise ValueError(f"num_stages must be in 1..{len(SKIP_FEATURES)}, got {num_stages}")
@@ -590,6 +605,11 @@ class DIRNet(nn.Module):
                 head[-1].bias.copy_(identity)
         nn.init.xavier_uniform_(self.init_offset.weight, gain=0.01)
         nn.init.zeros_(self.init_offset.bias)
+        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], decoder_channels)
+                                if keypoint_lifter else None)
+        self.keypoint_head = (KeypointBranch(decoder_channels, ch["c2"], decoder_channels, NUM_TOKENS)
+                              if keypoint_lifter else None)
+        self.lifter = KeypointLifter(HAND_PARAM_DIM, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
 
         stages = []
         prev_ch, prev_size = ch["c5"], size["c5"]
@@ -627,7 +647,9 @@ class DIRNet(nn.Module):
             * ``joints_2d`` ``(K, B, 2, 21, 2)`` / ``vertices_2d`` ``(K, B, 2, V, 2)``: normalised crop coords;
 
             and over the ``T`` refinement stages, at the decoding resolution ``R``: ``seg`` ``(T, B, 2, R, R)``
-            (visible right / left hand, probabilities) and ``dense`` ``(T, B, 3, R, R)`` (correspondence code).
+            (visible right / left hand, probabilities) and ``dense`` ``(T, B, 3, R, R)`` (correspondence code);
+            with the keypoint lifter also ``keypoint_logits`` ``(B, 42, S/4, S/4)`` (channel ``21 slot + joint``)
+            and ``keypoints`` ``(B, 2, 21, 2)`` (their soft-argmax, crop pixels).
         """
         x = (pixels - self.pixel_mean) / self.pixel_std
         feats = self.backbone.forward_features(x)
@@ -636,6 +658,12 @@ class DIRNet(nn.Module):
         glob = (attn[:, :, None] * c5[:, None]).mean(dim=(-2, -1))  # (B, 2, C5), Eq. 2
         params = torch.stack([head(glob[:, h]) for h, head in enumerate(self.init_heads)], dim=1)
         offset = self.init_offset(c5.mean(dim=(-2, -1)))
+        lifted: dict[str, torch.Tensor] = {}
+        if self.keypoint_head is not None:
+            logits = self.keypoint_head(self.keypoint_fusion(feats["c3"], feats["c4"], c5), feats["c2"])
+            correction, lifted["keypoints"] = lift_slot_keypoints(self.lifter, logits, self.image_size)
+            lifted["keypoint_logits"] = logits
+            params = params + correction.to(params.dtype)
         estimates = [(params, offset, *self._geometry(params))]
         seg, dense = [], []
         decoder = c5
@@ -649,6 +677,7 @@ class DIRNet(nn.Module):
         out = {name: torch.stack([e[i] for e in estimates]) for i, name in enumerate(names)}
         out["seg"] = torch.stack(seg)
         out["dense"] = torch.stack(dense)
+        out.update(lifted)
         return out
 
     def forward(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
@@ -752,6 +781,8 @@ class DIRMethod:
         predict_stage: estimate returned by :meth:`predict` (0 initial, ``k`` stage k, -1 last).
         placement: ``"offset"`` (the pair placed with the predicted ``O``) or ``"cameras"`` (each hand by its own
             camera) in :meth:`predict` (see :func:`crop_result_to_camera`).
+        keypoint_lifter: keypoint heatmaps + lifter in the initial estimate (ours, module docstring);
+            ``w_keypoints`` weights the heatmaps' focal loss.
     """
 
     def __init__(self, num_stages: int = 2, projection: str = "multi_plane", image_size: int = 256,
@@ -761,7 +792,8 @@ class DIRMethod:
                  init_scale: float = 8.0, backbone: str = "resnet50", crop_margin: float = 1.25,
                  augment: bool = False, augment_config: Mapping[str, Any] | None = None,
                  loss_weights: Mapping[str, float] | None = None, w_initial: float = 1.0,
-                 predict_stage: int = -1, placement: str = "offset") -> None:
+                 predict_stage: int = -1, placement: str = "offset", keypoint_lifter: bool = False,
+                 w_keypoints: float = 50.0) -> None:
         if not 1 <= int(num_stages) <= len(SKIP_FEATURES):
             raise ValueError(f"num_stages must be in 1..{len(SKIP_FEATURES)}, got {num_stages}")
         if projection not in PROJECTIONS:
@@ -781,7 +813,9 @@ class DIRMethod:
             "mfp_channels": int(mfp_channels), "max_decoder_res": int(max_decoder_res), "gcn_layers": int(gcn_layers),
             "transformer_layers": int(transformer_layers), "transformer_heads": int(transformer_heads),
             "head_hidden": int(head_hidden), "splat_radius": float(splat_radius), "init_scale": float(init_scale),
+            "keypoint_lifter": bool(keypoint_lifter),
         }
+        self.w_keypoints = float(w_keypoints)
         self.num_stages, self.image_size = int(num_stages), int(image_size)
         self.resolution = min(int(max_decoder_res), self.image_size // 8)
         self.backbone = backbone
@@ -916,6 +950,15 @@ class DIRMethod:
                 v_out[slot], has_v[slot] = verts[i], float(s["has_3d"][i])
         enc.update(dir_present=present, dir_has_3d=has_3d, dir_joints_3d=joints, dir_keypoints_2d=kp,
                    dir_joint_valid=valid)
+        if self.net_kwargs["keypoint_lifter"]:  # every valid joint inside the crop, occluded ones included
+            size = self.image_size
+            drawn = (valid > 0) & (kp >= -0.5).all(-1) & (kp < size - 0.5).all(-1)
+            boxes = np.ones((NUM_HANDS, 2))
+            for slot in range(NUM_HANDS):
+                if drawn[slot].any():
+                    pts = kp[slot][drawn[slot]]
+                    boxes[slot] = np.maximum(pts.max(0) - pts.min(0), 1.0)
+            enc["dir_kp_hm"] = slot_keypoint_heatmaps(kp, drawn, boxes, size)
         if v_out is not None:
             enc.update(dir_vertices_3d=v_out, dir_has_vertices=has_v)
         seg = None
@@ -1056,6 +1099,10 @@ class DIRMethod:
         initial, refined = losses[0], losses[1:]
         total = self.w_initial * initial["total"] + sum(stage["total"] for stage in refined)
         parts: dict[str, torch.Tensor] = {}
+        if "keypoint_logits" in model_out:
+            heat = center_focal_loss(model_out["keypoint_logits"], batch["dir_kp_hm"])
+            total = total + self.w_keypoints * heat
+            parts["keypoints"] = heat.detach()
         for name in refined[0]:
             if name != "total":
                 parts[name] = sum(stage[name] for stage in refined).detach()

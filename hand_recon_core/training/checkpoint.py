@@ -316,10 +316,47 @@ def pack_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True,
     payload = {k: ckpt[k] for k in _REQUIRED if k != "model"}
     config = payload.get("config")
     if isinstance(config, dict) and isinstance(config.get("method"), dict):
-        # the package holds every weight: the training-time initialisation from an earlier run is not needed
+        # the package holds every weight: the training-time initialisation from an earlier run (or of the
+        # backbone from a weights file) is not needed
         kwargs = dict(config["method"].get("kwargs") or {})
         if kwargs.get("init_weights"):
             kwargs["init_weights"] = None
             payload["config"] = {**config, "method": {**config["method"], "kwargs": kwargs}}
+        if isinstance(config.get("backbone"), dict) and config["backbone"].get("pretrained"):
+            payload["config"] = {**payload["config"], "backbone": {**config["backbone"], "pretrained": None}}
     payload.update(model=state, metrics=ckpt.get("metrics") or {}, packed={"fp16": bool(fp16), **dict(extra or {})})
     return save_checkpoint(dst, payload)
+
+
+def extract_backbone(src: str | Path, dst: str | Path) -> dict[str, Any]:
+    """Write the backbone of a hand_recon checkpoint as a torchvision-format state dict (float32).
+
+    Every method keeps its ResNet under ``backbone.`` with torchvision's keys, so a trained network's backbone
+    can initialise another method's (``backbone.pretrained`` of a config), as ImageNet weights would. The file
+    is checked by loading it strictly into a fresh backbone of the checkpoint's ``backbone.name``.
+
+    Args:
+        src: training checkpoint or package (:func:`pack_checkpoint`).
+        dst: output ``.pth`` file (parent folders are created).
+
+    Returns:
+        ``{"backbone": name, "tensors": count, "source": str(src), "out": str(dst)}``.
+
+    Raises:
+        FileNotFoundError, CheckpointError: as :func:`load_checkpoint`; also when the checkpoint holds no
+            ``backbone.*`` weights or names no backbone.
+    """
+    from hand_recon_core.models.backbones import build_backbone
+
+    ckpt = load_checkpoint(src)
+    state = {k[len("backbone."):]: v.float() if v.is_floating_point() else v
+             for k, v in ckpt["model"].items() if k.startswith("backbone.")}
+    name = ((ckpt.get("config") or {}).get("backbone") or {}).get("name")
+    if not state or not name:
+        raise CheckpointError(f"{src}: no backbone weights (backbone.*) or no backbone name in its config")
+    model = build_backbone(name)
+    load_model_state(model, state, source=f"{src} (backbone.*)")  # strict: the file must load as is
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, dst)
+    return {"backbone": name, "tensors": len(state), "source": str(src), "out": str(dst)}

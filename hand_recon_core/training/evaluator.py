@@ -162,13 +162,17 @@ class Evaluator:
         gt_volume_cache: ground-truth interpenetration volume per image, ``(dataset, sample_id, image index) ->
             m^3``, shared between evaluators that see the same images in the same order (a model and its baseline):
             the voxelised volume (~1 s per two-hand image) is computed once. A new dict when None.
+        penetration_images: voxelise only the first this many eligible two-hand images (None: all); the
+            metric's ``count`` says how many it averages.
     """
 
     def __init__(self, min_affinity: float = 0.1, faces: Mapping[int, np.ndarray] | None = None,
-                 gt_volume_cache: dict[tuple[str, str, int], float] | None = None) -> None:
+                 gt_volume_cache: dict[tuple[str, str, int], float] | None = None,
+                 penetration_images: int | None = None) -> None:
         self.min_affinity = float(min_affinity)
         self.faces = None if faces is None else {int(k): np.asarray(v) for k, v in faces.items()}
         self.gt_volume_cache = {} if gt_volume_cache is None else gt_volume_cache
+        self.penetration_images = None if penetration_images is None else int(penetration_images)
         self._miaa: list[float] = []
         self._penetration: list[float] = []
         self._penetration_gt: list[float] = []
@@ -234,8 +238,9 @@ class Evaluator:
         if sorted(annotated) == [RIGHT, LEFT] and len(wrists.get(RIGHT, [])) == 1 and len(wrists.get(LEFT, [])) == 1:
             (pr, gr), (pl, gl) = wrists[RIGHT][0], wrists[LEFT][0]
             self._mrrpe.append(float(np.linalg.norm((pl - pr) - (gl - gr))))
-        if (self.faces is not None and sorted(annotated) == [RIGHT, LEFT] and len(meshes.get(RIGHT, [])) == 1
-                and len(meshes.get(LEFT, [])) == 1):
+        room = self.penetration_images is None or len(self._penetration) < self.penetration_images
+        if (self.faces is not None and room and sorted(annotated) == [RIGHT, LEFT]
+                and len(meshes.get(RIGHT, [])) == 1 and len(meshes.get(LEFT, [])) == 1):
             (vr, gvr), (vl, gvl) = meshes[RIGHT][0], meshes[LEFT][0]
             fr, fl = self.faces[RIGHT], self.faces[LEFT]
             self._penetration.append(interpenetration_volume(vr, fr, vl, fl))

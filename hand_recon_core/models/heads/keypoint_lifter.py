@@ -24,10 +24,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["KeypointLifter", "read_keypoints"]
+from hand_recon_core.models.heads.center import encode_center_heatmap
+
+__all__ = [
+    "KEYPOINT_BOX_FRACTION",
+    "SLOT_KEYPOINT_STRIDE",
+    "KeypointLifter",
+    "keypoint_frame",
+    "lift_slot_keypoints",
+    "read_keypoints",
+    "slot_keypoint_heatmaps",
+    "soft_argmax_keypoints",
+]
+
+#: Stride of the per-slot keypoint heatmaps of the methods with fixed hand slots (ACR, DIR), input pixels.
+SLOT_KEYPOINT_STRIDE = 4
+#: Keypoint heatmap Gaussians use the CenterNet radius rule of a box this fraction of the hand's box.
+KEYPOINT_BOX_FRACTION = 0.25
 
 
 def read_keypoints(logits: torch.Tensor, batch: torch.Tensor, centre: torch.Tensor, extent: torch.Tensor,
@@ -66,6 +83,44 @@ def read_keypoints(logits: torch.Tensor, batch: torch.Tensor, centre: torch.Tens
     return torch.stack([u, v], dim=-1)
 
 
+def soft_argmax_keypoints(logits: torch.Tensor, stride: int, power: float = 2.0, eps: float = 1e-8) -> torch.Tensor:
+    """Soft-argmax of every heatmap channel over the whole map (one hand per channel group, as in ACR's slots).
+
+    Args:
+        logits: (B, C, h, w) keypoint heatmap logits, ``stride`` input pixels per cell.
+        stride: heatmap stride, input pixels.
+        power: exponent of the probabilities ``sigmoid(logits)`` in the weights (sharpens the peaks).
+
+    Returns:
+        (B, C, 2) float32 expected positions ``(u, v)``, input pixels (cell centres at ``stride * i + (stride - 1) / 2``).
+    """
+    _, _, h, w = logits.shape
+    weight = torch.sigmoid(logits.float()).pow(power)
+    total = weight.sum(dim=(2, 3)) + eps
+    ys = torch.arange(h, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    xs = torch.arange(w, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    u = (weight.sum(dim=2) * xs).sum(dim=-1) / total
+    v = (weight.sum(dim=3) * ys).sum(dim=-1) / total
+    return torch.stack([u, v], dim=-1)
+
+
+def keypoint_frame(keypoints: torch.Tensor, min_extent: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Centre and size of a keypoint set, the frame :class:`KeypointLifter` normalises it in.
+
+    Args:
+        keypoints: (M, J, 2) input pixels.
+        min_extent: lower bound of the size, input pixels (a collapsed, not yet learned heatmap must not blow the
+            normalised coordinates up).
+
+    Returns:
+        ``centre (M, 2)``: mean keypoint, input pixels; ``extent (M,)``: longer side of the keypoints' box, input
+        pixels, at least ``min_extent``.
+    """
+    centre = keypoints.mean(dim=-2)
+    extent = (keypoints.amax(dim=-2) - keypoints.amin(dim=-2)).amax(dim=-1).clamp_min(min_extent)
+    return centre, extent
+
+
 class KeypointLifter(nn.Module):
     """MLP from normalised 2D keypoints (and handedness) to a hand-model code correction (module docstring).
 
@@ -73,12 +128,16 @@ class KeypointLifter(nn.Module):
         num_params: size of the code it corrects.
         num_joints: keypoints per hand.
         hidden: hidden widths.
+        extra_inputs: further inputs per hand appended to the normalised keypoints (e.g. where the hand is in the
+            image, for a code that holds a camera: see DIR's lifter).
     """
 
-    def __init__(self, num_params: int, num_joints: int = 21, hidden: Sequence[int] = (512, 512)) -> None:
+    def __init__(self, num_params: int, num_joints: int = 21, hidden: Sequence[int] = (512, 512),
+                 extra_inputs: int = 0) -> None:
         super().__init__()
+        self.extra_inputs, self.num_joints = int(extra_inputs), int(num_joints)
         layers: list[nn.Module] = []
-        c = 2 * num_joints + 1
+        c = 2 * num_joints + 1 + self.extra_inputs
         for h in hidden:
             layers += [nn.Linear(c, h), nn.ReLU(inplace=True)]
             c = h
@@ -88,7 +147,7 @@ class KeypointLifter(nn.Module):
         nn.init.zeros_(self.out.bias)
 
     def forward(self, keypoints: torch.Tensor, centre: torch.Tensor, extent: torch.Tensor,
-                handedness: torch.Tensor) -> torch.Tensor:
+                handedness: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         """Code correction.
 
         Args:
@@ -96,10 +155,78 @@ class KeypointLifter(nn.Module):
             centre: (M, 2) input pixels.
             extent: (M,) input pixels.
             handedness: (M,) int64 codes (0 right, 1 left).
+            extra: (M, extra_inputs) further inputs (required when ``extra_inputs > 0``).
 
         Returns:
             (M, num_params) float32.
         """
         rel = (keypoints.float() - centre.float()[:, None]) / extent.float().clamp_min(1.0)[:, None, None]
         side = 1.0 - 2.0 * handedness.float()[:, None]  # +1 right, -1 left
-        return self.out(self.hidden(torch.cat([rel.flatten(1), side], dim=1)))
+        pieces = [rel.flatten(1), side]
+        if self.extra_inputs:
+            if extra is None or extra.shape[-1] != self.extra_inputs:
+                raise ValueError(f"the lifter expects {self.extra_inputs} extra inputs per hand")
+            pieces.append(extra.float())
+        return self.out(self.hidden(torch.cat(pieces, dim=1)))
+
+
+# ------------------------------------------------------------------------------------------------------------
+# methods with fixed hand slots (ACR, DIR): one group of 21 heatmap channels per slot (slot = handedness code)
+# ------------------------------------------------------------------------------------------------------------
+
+
+def slot_keypoint_heatmaps(keypoints: np.ndarray, drawn: np.ndarray, box_sizes: np.ndarray, image_size: int
+                           ) -> np.ndarray:
+    """Keypoint heatmap targets of a fixed-slot method (channel ``21 slot + joint``, CenterNet Gaussians).
+
+    Args:
+        keypoints: (K, J, 2) keypoints of the K slots, input pixels.
+        drawn: (K, J) bool, the joints to draw (e.g. valid, visible and inside the input).
+        box_sizes: (K, 2) each slot's hand box ``(width, height)``, input pixels; the Gaussians follow the radius
+            rule of a box :data:`KEYPOINT_BOX_FRACTION` of it.
+        image_size: input side ``S``, pixels.
+
+    Returns:
+        (K J, S / 4, S / 4) float32 in [0, 1].
+    """
+    kp = np.asarray(keypoints, np.float64)
+    slots, joints = np.nonzero(np.asarray(drawn, bool))
+    sizes = np.asarray(box_sizes, np.float64)[slots] * KEYPOINT_BOX_FRACTION
+    h = int(image_size) // SLOT_KEYPOINT_STRIDE
+    heatmap, _, _ = encode_center_heatmap(torch.from_numpy(kp[slots, joints].reshape(-1, 2)),
+                                          torch.from_numpy(sizes.reshape(-1, 2)),
+                                          torch.from_numpy((slots * kp.shape[1] + joints).astype(np.int64)),
+                                          kp.shape[0] * kp.shape[1], (h, h), SLOT_KEYPOINT_STRIDE)
+    return heatmap.numpy()
+
+
+def lift_slot_keypoints(lifter: KeypointLifter, logits: torch.Tensor, image_size: int
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The lifter's code correction of every slot, from the slots' keypoint heatmaps.
+
+    Per slot ``k`` (handedness code), the soft-argmax keypoints of channels ``21 k .. 21 k + 20`` (detached,
+    float32) are normalised by their own centre and size (:func:`keypoint_frame`, at least two heatmap cells);
+    a lifter built with ``extra_inputs=3`` also reads where the hand is: its centre in normalised input
+    coordinates ``2 u / S - 1`` and ``log(size / S)`` (what a code holding a camera needs).
+
+    Args:
+        lifter: the lifter (``extra_inputs`` 0 or 3).
+        logits: (B, K J, S/4, S/4) heatmap logits.
+        image_size: input side ``S``, pixels.
+
+    Returns:
+        ``(correction (B, K, num_params) float32, keypoints (B, K, J, 2) input pixels)``.
+    """
+    b = logits.shape[0]
+    with torch.autocast(device_type=logits.device.type, enabled=False):
+        kp = soft_argmax_keypoints(logits.detach(), SLOT_KEYPOINT_STRIDE)
+        num_slots = kp.shape[1] // lifter.num_joints
+        kp = kp.view(b, num_slots, lifter.num_joints, 2)
+        flat = kp.flatten(0, 1)
+        centre, extent = keypoint_frame(flat, min_extent=2.0 * SLOT_KEYPOINT_STRIDE)
+        slots = torch.arange(num_slots, device=kp.device).repeat(b)
+        extra = None
+        if lifter.extra_inputs:
+            extra = torch.cat([centre * (2.0 / image_size) - 1.0, torch.log(extent / image_size)[:, None]], dim=1)
+        correction = lifter(flat, centre, extent, slots, extra).view(b, num_slots, -1)
+    return correction, kp

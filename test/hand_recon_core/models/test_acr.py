@@ -420,3 +420,90 @@ def test_smoke_config_trains_through_the_engine(tmp_path):
     with (tmp_path / "run" / "logs" / "train.csv").open() as f:
         losses = [float(r["loss"]) for r in csv.DictReader(f)]
     assert len(losses) == 5 and losses[-1] < 0.7 * losses[0]
+
+
+# ---------------------------------------------------------------------------------------------- keypoint lifter
+
+
+def test_soft_argmax_keypoints_lands_on_the_peak_cell_centre():
+    from hand_recon_core.models.heads.keypoint_lifter import keypoint_frame, soft_argmax_keypoints
+
+    logits = torch.full((1, 2, 16, 16), -30.0)
+    logits[0, 0, 3, 10] = 30.0  # row 3, column 10
+    logits[0, 1, 12, 1] = 30.0
+    kp = soft_argmax_keypoints(logits, stride=4)
+    assert torch.allclose(kp[0], torch.tensor([[10 * 4 + 1.5, 3 * 4 + 1.5], [1 * 4 + 1.5, 12 * 4 + 1.5]]), atol=1e-3)
+    centre, extent = keypoint_frame(kp, min_extent=8.0)
+    assert torch.allclose(centre[0], kp[0].mean(0)) and float(extent[0]) == pytest.approx(36.0, abs=1e-3)
+    _, collapsed = keypoint_frame(torch.zeros(1, 21, 2), min_extent=8.0)
+    assert float(collapsed[0]) == 8.0
+
+
+def test_keypoint_targets_are_drawn_on_each_slots_own_channels(two_hand_sample):
+    from hand_recon_core.models.acr import KEYPOINT_STRIDE
+
+    enc = encode_acr_targets(two_hand_sample, 128, keypoint_heatmaps=True)
+    hm = enc["acr_kp_hm"]
+    assert hm.shape == (42, 32, 32)
+    assert encode_acr_targets(two_hand_sample, 128)["acr_kp_hm"].shape == (0, 1, 1)  # off: nothing drawn
+    handed = np.asarray(two_hand_sample["handedness"])
+    for slot in (RIGHT, LEFT):
+        i = int(np.flatnonzero(handed == slot)[0])
+        kp = np.asarray(two_hand_sample["keypoints_2d"][i])
+        vis = (np.asarray(two_hand_sample["joint_visible"][i]) > 0) & (np.asarray(two_hand_sample["joint_valid"][i]) > 0)
+        inside = ((kp >= 0) & (kp < 128)).all(axis=1)
+        for j in np.flatnonzero(vis & inside):
+            channel = hm[21 * slot + j]
+            peak_y, peak_x = np.unravel_index(int(np.argmax(channel)), channel.shape)
+            centre = (kp[j] - (KEYPOINT_STRIDE - 1) / 2.0) / KEYPOINT_STRIDE  # continuous cell coordinates
+            assert channel.max() == 1.0 and np.abs(np.array([peak_x, peak_y]) - centre).max() <= 1.0
+        for j in np.flatnonzero(~vis):
+            assert hm[21 * slot + j].max() == 0.0  # occluded joints are not drawn
+
+
+def test_keypoint_lifter_starts_as_plain_acr_and_then_corrects_the_code():
+    torch.manual_seed(0)
+    method = ACRMethod(**TINY, keypoint_lifter=True)
+    net = method.build_network("resnet18").eval()
+    x = torch.rand(2, 3, 64, 64) * 255.0
+    with torch.no_grad():
+        out = net.forward_image(net.normalize(x))
+        assert out["keypoint_logits"].shape == (2, 42, 16, 16) and out["keypoints"].shape == (2, 2, 21, 2)
+        assert torch.equal(net._lift(out["keypoint_logits"], {}), torch.zeros(2, 2, PARAM_DIM))  # zero at init
+        net.lifter.out.bias[:6].fill_(0.5)  # a correction of the global orientation
+        moved = net.forward_image(net.normalize(x))
+    assert torch.allclose(moved["pose6d"][:, :, 0] - out["pose6d"][:, :, 0], torch.full((2, 2, 6), 0.5), atol=1e-5)
+    assert torch.allclose(moved["pose6d"][:, :, 1:], out["pose6d"][:, :, 1:])
+
+
+def test_keypoint_lifter_trains_its_heatmaps_and_exports(tmp_path):
+    """The heatmap focal loss is in the total and falls; the exported graph (with the lifter) matches PyTorch."""
+    from hand_recon_core.data.synthetic.engine import generate_sample
+
+    torch.manual_seed(0)
+    method = ACRMethod(**TINY, keypoint_lifter=True)
+    net = method.build_network("resnet18").train()
+    batch = method.collate([method.encode_targets(generate_sample("interacting", i, size=64)) for i in range(4)])
+    assert batch["acr_kp_hm"].shape == (4, 42, 16, 16)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    kp_losses = []
+    for _ in range(15):
+        total, parts = method.loss(net(batch), batch)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        kp_losses.append(float(parts["keypoints"]))
+    assert float(net.lifter.out.weight.abs().sum()) > 0  # the 3D losses reach the lifter
+    assert np.mean(kp_losses[-3:]) < 0.9 * kp_losses[0] and kp_losses[-1] < kp_losses[5]
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    net.eval()
+    path = tmp_path / "acr_lifter.onnx"
+    names = export_onnx(net, path, batch_size=1)
+    image = torch.rand(2, 3, 64, 64) * 255.0
+    with torch.no_grad():
+        ref = ACROnnxModule(net)(image)
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"image": image.numpy()})
+    for name, r, g in zip(names, ref, got):
+        assert np.abs(r.numpy() - g).max() <= 1e-4, name

@@ -368,3 +368,71 @@ def test_smoke_config_trains_through_the_engine(tmp_path):
     result = evaluate_checkpoint(ckpt, data, tmp_path / "eval", device="cpu", batch_size=2)
     assert result["num_gt_hands"] == 8 and result["num_pred_hands"] == 8  # predict: both hands of every pair
     assert (tmp_path / "eval" / "metrics.json").is_file()
+
+
+# ------------------------------------------------------------------------------------------------ keypoint lifter
+def test_keypoint_lifter_targets_and_its_correction_of_the_initial_estimate(samples):
+    method, net = _build(num_stages=1, keypoint_lifter=True)
+    net.eval()
+    enc = method.encode_targets(samples[0])
+    hm = enc["dir_kp_hm"]
+    assert hm.shape == (42, 16, 16)
+    valid = enc["dir_joint_valid"] > 0
+    inside = ((enc["dir_keypoints_2d"] >= -0.5) & (enc["dir_keypoints_2d"] < 63.5)).all(-1)
+    assert np.array_equal(hm.reshape(42, -1).max(1) == 1.0, (valid & inside).reshape(-1))  # occluded joints too
+    batch = method.collate([enc])
+    with torch.no_grad():
+        out = net(batch)
+        assert out["keypoint_logits"].shape == (1, 42, 16, 16) and out["keypoints"].shape == (1, 2, 21, 2)
+        net.lifter.out.bias.fill_(0.25)  # the correction is added to the initial parameters, camera included
+        moved = net(batch)
+    assert torch.allclose(moved["params"][0] - out["params"][0], torch.full((1, 2, 109), 0.25), atol=1e-5)
+
+
+def test_slot_lifter_reads_the_hand_centre_and_size_as_extra_inputs():
+    from hand_recon_core.models.heads.keypoint_lifter import KeypointLifter, lift_slot_keypoints
+
+    seen = {}
+
+    class Recording(KeypointLifter):
+        def forward(self, keypoints, centre, extent, handedness, extra=None):
+            seen.update(centre=centre, extent=extent, handedness=handedness, extra=extra)
+            return super().forward(keypoints, centre, extent, handedness, extra)
+
+    logits = torch.full((1, 42, 16, 16), -30.0)
+    logits[0, :21, 2, 4] = 30.0  # right slot: every joint in cell (x 4, y 2)
+    logits[0, 0, 2, 4], logits[0, 0, 2, 10] = -30.0, 30.0  # ... but its wrist in cell (x 10, y 2): 24 px wide
+    logits[0, 21:, 12, 12] = 30.0  # left slot: every joint in one cell
+    correction, kp = lift_slot_keypoints(Recording(109, 21, extra_inputs=3), logits, 64)
+    assert correction.shape == (1, 2, 109) and kp.shape == (1, 2, 21, 2)
+    assert seen["handedness"].tolist() == [0, 1]
+    assert torch.allclose(seen["extent"], torch.tensor([24.0, 8.0]), atol=1e-3)  # the left one floored at 2 cells
+    right_x = (20 * 17.5 + 41.5) / 21  # mean of the keypoints' x (cell centres 4 * 4 + 1.5, 10 * 4 + 1.5)
+    expected = torch.tensor([[right_x / 32 - 1, 9.5 / 32 - 1, math.log(24 / 64)],
+                             [49.5 / 32 - 1, 49.5 / 32 - 1, math.log(8 / 64)]])
+    assert torch.allclose(seen["extra"], expected, atol=1e-4)
+
+
+def test_keypoint_lifter_trains_and_exports(samples, tmp_path):
+    method, net = _build(num_stages=1, keypoint_lifter=True)
+    batch = method.collate([method.encode_targets(s) for s in samples[:2]])
+    opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
+    heat = []
+    for _ in range(20):
+        total, parts = method.loss(net(batch), batch)
+        heat.append(float(parts["keypoints"]))
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+    assert heat[-1] < 0.9 * heat[0] and float(net.lifter.out.weight.abs().sum()) > 0  # both parts train
+
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    net.eval()
+    path = export_onnx(net, tmp_path / "dir_lifter.onnx")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = DIRExportWrapper(net)(x)
+    for name, a, b in zip(DIRExportWrapper.OUTPUT_NAMES, session.run(None, {"pixels": x.numpy()}), ref):
+        assert np.abs(a - b.numpy()).max() <= 1e-4, name

@@ -175,3 +175,24 @@ def test_ground_truth_volume_is_computed_once_for_evaluators_sharing_a_cache(mon
     assert len(calls) == 3  # model: predicted + ground truth; baseline: predicted only
     a, b = model.compute()["metrics"], baseline.compute()["metrics"]
     assert a["penetration_volume/gt"]["value"] == b["penetration_volume/gt"]["value"] > 0
+
+
+def test_interpenetration_can_be_limited_to_the_first_images(monkeypatch):
+    from hand_recon_core.render.primitives import sphere_mesh
+    from hand_recon_core.training import evaluator as evaluator_module
+
+    verts, faces = sphere_mesh(0.03, rings=6, segments=8)
+    verts, faces = np.asarray(verts, np.float32), np.asarray(faces)
+    gt = _gt([(RIGHT, (0, 0, 10, 10), 0.0), (LEFT, (5, 0, 15, 10), 0.1)])
+    gt["vertices_3d"] = np.stack([verts + [0.0, 0, 0.5], verts + [0.04, 0, 0.5]]).astype(np.float32)
+    pred = _pred(gt, [0, 1], shift=(0.0, 0.0, 0.0))
+    pred["vertices_3d"] = gt["vertices_3d"].copy()
+    calls = []
+    real = evaluator_module.interpenetration_volume
+    monkeypatch.setattr(evaluator_module, "interpenetration_volume", lambda *a: calls.append(1) or real(*a))
+    ev = Evaluator(faces={RIGHT: faces, LEFT: faces}, penetration_images=2)
+    for image in range(3):
+        ev.add(pred, {**gt, "sample_id": f"s{image}"})
+    m = ev.compute()["metrics"]
+    assert m["penetration_volume"]["count"] == 2 and m["penetration_volume/gt"]["count"] == 2 and len(calls) == 4
+    assert m["mpjpe/abs"]["count"] == 6  # every other metric still sees the three images
