@@ -96,8 +96,8 @@ from hand_recon_core.data.augment import letterbox_matrix, warp_sample
 from hand_recon_core.data.sample import (
     HANDEDNESS_NAMES,
     LEFT,
-    NUM_JOINTS,
     NUM_BETAS,
+    NUM_JOINTS,
     PART_SEG_NUM_CLASSES,
     PART_SEG_PARTS_PER_HAND,
     RIGHT,
@@ -129,6 +129,12 @@ from hand_recon_core.models.heads.acr_attention import (
     repel_centers,
     spatial_softmax,
 )
+from hand_recon_core.models.heads.center import (
+    center_focal_loss,
+    decode_peaks,
+    encode_center_heatmap,
+    gaussian_radius,
+)
 from hand_recon_core.models.heads.keypoint_lifter import (
     SLOT_KEYPOINT_STRIDE,
     KeypointLifter,
@@ -136,12 +142,6 @@ from hand_recon_core.models.heads.keypoint_lifter import (
     slot_keypoint_heatmaps,
 )
 from hand_recon_core.models.heads.single_stage import KeypointBranch
-from hand_recon_core.models.heads.center import (
-    center_focal_loss,
-    decode_peaks,
-    encode_center_heatmap,
-    gaussian_radius,
-)
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -700,7 +700,9 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         (h, h), MAP_STRIDE, min_overlap=min_overlap, min_radius=min_radius, valid=torch.from_numpy(present))
     present_f = in_map.numpy().astype(np.float32)
 
-    kp_hm = slot_keypoint_heatmaps(kp_px, kp_drawn, sizes, s) if keypoint_heatmaps else np.zeros((0, 1, 1), np.float32)
+    kp_hm = np.zeros((0, 1, 1), np.float32)
+    if keypoint_heatmaps:
+        kp_hm = slot_keypoint_heatmaps(kp_px, kp_drawn, sizes, s)
 
     if "part_seg" in sample:
         part = _part_seg_at_map(np.asarray(sample["part_seg"]), MAP_STRIDE)

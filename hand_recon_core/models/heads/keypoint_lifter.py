@@ -92,7 +92,8 @@ def soft_argmax_keypoints(logits: torch.Tensor, stride: int, power: float = 2.0,
         power: exponent of the probabilities ``sigmoid(logits)`` in the weights (sharpens the peaks).
 
     Returns:
-        (B, C, 2) float32 expected positions ``(u, v)``, input pixels (cell centres at ``stride * i + (stride - 1) / 2``).
+        (B, C, 2) float32 expected positions ``(u, v)``, input pixels (cell centres at
+        ``stride * i + (stride - 1) / 2``).
     """
     _, _, h, w = logits.shape
     weight = torch.sigmoid(logits.float()).pow(power)

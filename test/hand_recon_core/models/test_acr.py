@@ -450,7 +450,8 @@ def test_keypoint_targets_are_drawn_on_each_slots_own_channels(two_hand_sample):
     for slot in (RIGHT, LEFT):
         i = int(np.flatnonzero(handed == slot)[0])
         kp = np.asarray(two_hand_sample["keypoints_2d"][i])
-        vis = (np.asarray(two_hand_sample["joint_visible"][i]) > 0) & (np.asarray(two_hand_sample["joint_valid"][i]) > 0)
+        vis = np.asarray(two_hand_sample["joint_visible"][i]) > 0
+        vis &= np.asarray(two_hand_sample["joint_valid"][i]) > 0
         inside = ((kp >= 0) & (kp < 128)).all(axis=1)
         for j in np.flatnonzero(vis & inside):
             channel = hm[21 * slot + j]
