@@ -636,7 +636,8 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         joints, metres), ``acr_joint_valid (2, 21)``; ``acr_kp2d (2, 21, 2)`` keypoints in normalised input
         coordinates ``2 u / S - 1``; ``acr_kp_hm (42, S/4, S/4) float32`` keypoint heatmaps of the target hands'
         valid, visible, in-image joints (channel ``21 slot + joint``; CenterNet Gaussians of a box
-        :data:`~hand_recon_core.models.heads.keypoint_lifter.KEYPOINT_BOX_FRACTION` of the hand's), used only by the keypoint lifter option. Flags are float32 0/1.
+        :data:`~hand_recon_core.models.heads.keypoint_lifter.KEYPOINT_BOX_FRACTION` of the hand's; empty
+        ``(0, 1, 1)`` unless ``keypoint_heatmaps``). Flags are float32 0/1.
     """
     s = int(input_size)
     if sample["image"].shape[:2] != (s, s):
