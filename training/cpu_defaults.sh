@@ -19,7 +19,8 @@
 # ablations_weak: the same pair in the paper's weakly supervised setting (2D labels only; its Table IV)
 # acr:           ACR variants G+C+P (the default), G, G+P, each from the shipped detector's backbone with the
 #                keypoint lifter (config/cpu/_acr.yaml)
-# dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane
+# dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane, each from the shipped detector's
+#                backbone with the keypoint lifter (config/cpu/dir.yaml)
 # dgcl:          HandDGCL GCN baseline and GCN + DGCLNet
 # pipeline:      detector alone vs detector + refiner on the interacting held-out set (through the Pipeline)
 # package:       fp16 inference copies -> hand_recon_core/assets/{detector,refiner}_default.pt, eval JSON ->
@@ -107,18 +108,24 @@ step_acr() {
   detector_backbone
   for v in gcp g gp; do train "config/cpu/acr_$v.yaml"; evaluate "acr_$v" "$INTER_TEST" eval --no-penetration; done
 }
+PEN=(--penetration-images 100)  # the voxelised interpenetration volume costs ~1 s per two-hand image: first 100
 step_dir() {
-  for v in dir dir_t1 dir_single_plane; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done
+  detector_backbone
+  for v in dir dir_t1 dir_single_plane; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST" eval "${PEN[@]}"; done
   # the initial estimate of the default DIR (stage 0), for "refined vs initial"
   hand-recon eval --checkpoint "$(last_ckpt dir)" --data "$INTER_TEST" --out runs/cpu/dir/eval_initial \
-    --set method.kwargs.predict_stage=0 > /dev/null
+    --set method.kwargs.predict_stage=0 "${PEN[@]}" > /dev/null
 }
 step_dgcl() { for v in dgcl_gcn dgcl; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
+detector_ckpt() {  # the detector run of this machine, else the shipped default it was packed from
+  if compgen -G "runs/cpu/single_stage_lifter/checkpoints/step_*.pt" > /dev/null; then last_ckpt single_stage_lifter
+  else echo hand_recon_core/assets/detector_default.pt; fi
+}
 step_pipeline() {
-  hand-recon eval --checkpoint "$(last_ckpt single_stage_lifter)" --pipeline --data "$INTER_TEST" \
-    --out runs/cpu/pipeline/detector_alone > /dev/null
-  hand-recon eval --checkpoint "$(last_ckpt single_stage_lifter)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
-    --out runs/cpu/pipeline/detector_dir > /dev/null
+  hand-recon eval --checkpoint "$(detector_ckpt)" --pipeline --data "$INTER_TEST" \
+    --out runs/cpu/pipeline/detector_alone "${PEN[@]}" > /dev/null
+  hand-recon eval --checkpoint "$(detector_ckpt)" --refiner "$(last_ckpt dir)" --data "$INTER_TEST" \
+    --out runs/cpu/pipeline/detector_dir "${PEN[@]}" > /dev/null
 }
 package() {  # experiment asset-name step: only a run that beats its mean-pose baseline by a wide margin ships
   if python training/cpu_tables.py --runs runs/cpu --gate "$1"; then

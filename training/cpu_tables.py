@@ -2,9 +2,15 @@
 
     python training/cpu_tables.py --runs runs/cpu --out training/results
 
-Writes ``<out>/<experiment>.json`` (the run's ``metrics.json`` with its mean-pose baseline and training budget)
-and ``<out>/RESULTS.md`` (one markdown table per comparison). Units: millimetres for 3D errors, pixels for MIAA,
-cubic centimetres for interpenetration volume, fractions for AP / accuracy.
+Writes one JSON per evaluated row into ``<out>`` (the run's ``metrics.json`` with its mean-pose baseline and
+training budget: ``<experiment>.json`` for ``eval``, ``<experiment>_initial.json``, ``pipeline_<name>.json``,
+``<experiment>_<folder>.json`` for other folders) and ``<out>/RESULTS.md`` (one markdown table per comparison).
+Units: millimetres for 3D errors, pixels for MIAA, cubic centimetres for interpenetration volume, fractions for
+AP / accuracy.
+
+Runs of earlier sessions live on other machines: a row whose run folder is missing here is read from its JSON in
+``<out>``; a row with neither keeps its line from the previous ``RESULTS.md`` (same table title and row label),
+marked "(earlier session)".
 """
 
 from __future__ import annotations
@@ -86,6 +92,47 @@ COLUMNS = [
 ]
 
 
+def stored_name(exp: str, sub: str) -> str:
+    """File stem of a row's JSON in the results folder (a baseline row: its model row's file)."""
+    sub = sub.split("/baseline_mean-pose")[0]
+    if exp == "pipeline":
+        return f"pipeline_{sub}"
+    return {"eval": exp, "eval_initial": f"{exp}_initial"}.get(sub, f"{exp}_{sub}")
+
+
+EARLIER = " (earlier session)"
+
+
+def _previous_rows(results_md: Path) -> dict[tuple[str, str, int], str]:
+    """``(table title, row label, n-th row of that label) -> markdown row`` of an earlier RESULTS.md."""
+    rows: dict[tuple[str, str, int], str] = {}
+    if not results_md.is_file():
+        return rows
+    title = ""
+    for line in results_md.read_text().splitlines():
+        if line.startswith("## "):
+            title = line[3:].strip()
+        elif line.startswith("| ") and title and not line.startswith("| run |"):
+            label = line.split(" | ")[0][2:].strip().removesuffix(EARLIER)
+            n = sum(1 for key in rows if key[:2] == (title, label))
+            rows[(title, label, n)] = line
+    return rows
+
+
+def _row_result(runs: Path, out: Path, exp: str, sub: str) -> tuple[dict | None, str]:
+    """``(metrics.json content, budget)`` of a row: the run folder here, else the stored JSON, else ``None``."""
+    path = runs / exp / sub / "metrics.json"
+    if path.is_file():
+        return json.loads(path.read_text()), _stage(runs / exp)
+    stored = out / f"{stored_name(exp, sub)}.json"
+    if not stored.is_file():
+        return None, ""
+    payload = json.loads(stored.read_text())
+    if sub.endswith("/baseline_mean-pose"):
+        return payload.get("baseline_mean_pose"), payload.get("budget", "")
+    return payload, payload.get("budget", "")
+
+
 def _value(metrics: dict, key: str, scale: float, digits: int) -> str:
     entry = metrics.get(key)
     if not entry or entry.get("value") is None:
@@ -135,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.gate}: {'passes' if ok else 'FAILS'} the baseline gate: {reason}")
         return 0 if ok else 1
     args.out.mkdir(parents=True, exist_ok=True)
+    previous = _previous_rows(args.out / "RESULTS.md")
     lines = ["# CPU-trained checkpoints: evaluation tables", "",
              "Made by `python training/cpu_tables.py` from the runs of `training/cpu_defaults.sh` (2-core CPU, "
              "128 px synthetic images, ResNet-18). Root-relative errors align the wrist (mano21 joint 0); PA is "
@@ -142,23 +190,31 @@ def main(argv: list[str] | None = None) -> int:
     for title, rows in TABLES:
         lines += [f"## {title}", "", "| run | budget | images | " + " | ".join(c[0] for c in COLUMNS) + " |",
                   "|---|---|---|" + "---|" * len(COLUMNS)]
+        seen: dict[str, int] = {}
         for label, exp, sub in rows:
-            path = args.runs / exp / sub / "metrics.json"
-            if not path.is_file():
-                lines.append(f"| {label} | (not run) |" + " |" * (len(COLUMNS) + 1))
+            old = previous.get((title, label, seen.get(label, 0)))
+            seen[label] = seen.get(label, 0) + 1
+            result, budget = _row_result(args.runs, args.out, exp, sub)
+            if result is None:
+                if old is None or "(not run)" in old:
+                    lines.append(f"| {label} | (not run) |" + " |" * (len(COLUMNS) + 1))
+                else:
+                    lines.append(old if EARLIER in old else old.replace(f"| {label} |", f"| {label}{EARLIER} |", 1))
                 continue
-            result = json.loads(path.read_text())
+            if not budget and old is not None and "(not run)" not in old:  # a JSON stored before budgets were
+                budget = old.split(" | ")[1]
             metrics = result["metrics"]
-            lines.append(f"| {label} | {_stage(args.runs / exp)} | {result['num_images']} | "
+            lines.append(f"| {label} | {budget} | {result['num_images']} | "
                          + " | ".join(_value(metrics, k, s, d) for _, k, s, d in COLUMNS) + " |")
-            if sub in ("eval", "eval_initial", "detector_alone", "detector_dir"):
-                name = {"pipeline": f"pipeline_{sub}"}.get(exp, exp + ("_initial" if sub == "eval_initial" else ""))
+            path = args.runs / exp / sub / "metrics.json"
+            if path.is_file() and not sub.endswith("/baseline_mean-pose"):
                 payload = dict(result)
                 payload.pop("baseline", None)
                 base = path.parent / "baseline_mean-pose" / "metrics.json"
                 if base.is_file():
                     payload["baseline_mean_pose"] = json.loads(base.read_text())
-                (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n")
+                payload["budget"] = budget
+                (args.out / f"{stored_name(exp, sub)}.json").write_text(json.dumps(payload, indent=2) + "\n")
         lines.append("")
     lines += ["## DIR training log: root-relative MPJPE of the initial vs the refined estimate (training images, "
               "mean of the last logged window)", "", "| run | initial mm | refined mm |", "|---|---|---|"]

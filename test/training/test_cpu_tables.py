@@ -37,3 +37,25 @@ def test_tables_list_runs_and_copy_their_json(tables, tmp_path, capsys):
     assert "(not run)" in text  # the other runs
     saved = json.loads((out / "single_stage.json").read_text())
     assert saved["baseline_mean_pose"]["metrics"]["mpjpe/wrist"]["value"] == 0.10
+
+
+def test_rows_of_runs_made_elsewhere_come_from_their_json_or_the_previous_table(tables, tmp_path):
+    runs, out = tmp_path / "runs", tmp_path / "results"
+    _write(runs / "single_stage", _metrics(0.05, 0.9), _metrics(0.10, 0.9))
+    assert tables.main(["--runs", str(runs), "--out", str(out)]) == 0
+    stored = json.loads((out / "single_stage.json").read_text())
+    assert stored["budget"] == "" and stored["metrics"]["mpjpe/wrist"]["value"] == 0.05
+    # a row of an earlier session without JSON: its line in the previous RESULTS.md
+    title = "Single-stage detector (single-hand held-out crops)"
+    text = (out / "RESULTS.md").read_text().replace(
+        "| single-stage + keypoint lifter (default) | (not run) |",
+        "| single-stage + keypoint lifter (default) | 1000 steps x batch 32 | 500 | 81.8 |")
+    assert f"## {title}" in text
+    (out / "RESULTS.md").write_text(text)
+    assert tables.main(["--runs", str(tmp_path / "elsewhere"), "--out", str(out)]) == 0  # no run folder at all
+    text = (out / "RESULTS.md").read_text()
+    assert "| single-stage without lifter (stages 0 + 1 on crops, stage 2 on scenes) |  | 5 | 50.0 |" in text
+    assert "| mean-pose baseline at its detections |  | 5 | 100.0 |" in text  # the baseline kept in the JSON
+    assert "| single-stage + keypoint lifter (default) (earlier session) | 1000 steps x batch 32 | 500 | 81.8 |" in text
+    assert tables.main(["--runs", str(tmp_path / "elsewhere"), "--out", str(out)]) == 0  # stable when rerun
+    assert (out / "RESULTS.md").read_text().count("(earlier session) (earlier session)") == 0
