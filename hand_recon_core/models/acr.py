@@ -56,10 +56,12 @@ Implementation choices not fixed by the paper (all documented where they live):
   synthetic data, because the metric-extent box estimate is biased for closed hands.)
 * Variants without P have no part-segmentation map and no ``L_seg``; variants without C no prior map (Table 3).
 * ``keypoint_lifter: true`` (ours, off by default; not in the paper): a 2D keypoint heatmap branch (42 channels =
-  21 joints per slot, stride 4, from the neck output and ``c2``; focal loss ``w_keypoints`` on Gaussian targets) and
-  the keypoint lifter of :mod:`hand_recon_core.models.heads.keypoint_lifter`: per slot, the soft-argmax keypoints of
-  its 21 channels (detached), normalised by their own centre and size, go through an MLP whose output (zero at
-  initialisation) is added to ``F_out``. Why: trained from scratch on a CPU budget, the regressed global
+  21 joints per slot, stride 4, from its own c3/c4/c5 fusion and ``c2``, the layout of the single-stage detector's
+  branch, so ``keypoint_init`` can start it from a trained detector; focal loss ``w_keypoints`` on Gaussian
+  targets) and the keypoint lifter of :mod:`hand_recon_core.models.heads.keypoint_lifter`: per slot, the
+  soft-argmax keypoints of its 21 channels (detached), normalised by their own centre and size, plus that centre
+  and size (what the camera entries need), go through an MLP whose output (zero at initialisation) is added to
+  ``F_out``. Why: trained from scratch on a CPU budget, the regressed global
   orientation stays random and hands collapse to points (``training/results/RESULTS.md``), while heatmaps learn
   and 2D keypoints determine the 3D hand well; the same fix made the single-stage detector beat its baseline.
   Every variant of Table 3 can carry it, so the ablation still isolates G, P and C.
@@ -139,9 +141,10 @@ from hand_recon_core.models.heads.keypoint_lifter import (
     SLOT_KEYPOINT_STRIDE,
     KeypointLifter,
     lift_slot_keypoints,
+    load_detector_keypoints,
     slot_keypoint_heatmaps,
 )
-from hand_recon_core.models.heads.single_stage import KeypointBranch
+from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -327,13 +330,15 @@ class ACRNet(nn.Module):
         center_min_radius: lower bound of kernel radii, cells (as in the targets).
         center_min_overlap: IoU parameter of :func:`gaussian_radius` (as in the targets).
         keypoint_lifter: add the keypoint heatmap branch and lifter (module docstring; ours).
+        keypoint_channels, keypoint_hidden: widths of the keypoint path's fusion and heatmap branch.
     """
 
     def __init__(self, backbone: nn.Module, hand_layers: Sequence[nn.Module], *, input_size: int = 512,
                  variant: str = "G+C+P", feature_channels: int = 256, head_channels: int = 256,
                  mlp_hidden: int = 512, init_cam_scale: float = 4.0, score_threshold: float = 0.25,
                  interaction_gamma: float = 2.0, hand_extent_m: float = 0.19, center_min_radius: int = 1,
-                 center_min_overlap: float = 0.7, keypoint_lifter: bool = False) -> None:
+                 center_min_overlap: float = 0.7, keypoint_lifter: bool = False, keypoint_channels: int = 64,
+                 keypoint_hidden: int = 32) -> None:
         super().__init__()
         if input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32, got {input_size}")
@@ -363,9 +368,12 @@ class ACRNet(nn.Module):
         self.f_out = PointwiseMLP(f_in, mlp_hidden, PARAM_DIM)
         nn.init.zeros_(self.f_out.fc2.weight)
         nn.init.zeros_(self.f_out.fc2.bias)
-        self.keypoint_head = (KeypointBranch(feature_channels, backbone.out_channels["c2"], head_channels // 2,
-                                             NUM_SLOTS * NUM_JOINTS) if keypoint_lifter else None)
-        self.lifter = KeypointLifter(PARAM_DIM, NUM_JOINTS) if keypoint_lifter else None
+        ch = backbone.out_channels
+        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], keypoint_channels)
+                                if keypoint_lifter else None)
+        self.keypoint_head = (KeypointBranch(keypoint_channels, ch["c2"], keypoint_hidden, NUM_SLOTS * NUM_JOINTS)
+                              if keypoint_lifter else None)
+        self.lifter = KeypointLifter(PARAM_DIM, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
 
         self.hand_layers = nn.ModuleList(hand_layers)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
@@ -452,7 +460,8 @@ class ACRNet(nn.Module):
 
         f_out = f_global + self.f_out(torch.cat(pieces, dim=-1))  # Eq. 5 (+ skip from F_g)
         if self.keypoint_head is not None:
-            f_out = f_out + self._lift(self.keypoint_head(neck, levels["c2"]), out)
+            fused = self.keypoint_fusion(levels["c3"], levels["c4"], levels["c5"])
+            f_out = f_out + self._lift(self.keypoint_head(fused, levels["c2"]), out)
         pose6d, betas, cam = decode_params(f_out, self.init_cam_scale)
         out.update(pose6d=pose6d, betas=betas, cam=cam, scores=scores, lam=lam, centers=centers)
         return out
@@ -764,7 +773,9 @@ class ACRMethod:
         seg_supervision_steps: apply ``L_seg`` only during this many training steps (paper: the first 2 epochs,
             following PARE); None = always.
         keypoint_lifter: the keypoint heatmap branch + lifter (ours, module docstring); ``w_keypoints`` weights
-            its focal loss (as ``w_c`` the centre map's).
+            its focal loss (as ``w_c`` the centre map's); ``keypoint_channels`` / ``keypoint_hidden`` its widths;
+            ``keypoint_init`` a single-stage checkpoint whose keypoint branch initialises it (training only: a
+            trained checkpoint holds the weights).
     """
 
     def __init__(self, variant: str = "G+C+P", input_size: int = 512, feature_channels: int = 256,
@@ -774,7 +785,8 @@ class ACRMethod:
                  w_center: float = 80.0, w_seg: float = 160.0, w_pose: float = 80.0, w_shape: float = 10.0,
                  w_j3d: float = 200.0, w_pa3d: float = 360.0, w_pj2d: float = 400.0, w_bone: float = 200.0,
                  seg_supervision_steps: int | None = None, keypoint_lifter: bool = False,
-                 w_keypoints: float = 80.0) -> None:
+                 w_keypoints: float = 80.0, keypoint_channels: int = 64, keypoint_hidden: int = 32,
+                 keypoint_init: str | None = None) -> None:
         self.use_part, self.use_cross = _variant_flags(variant)
         self.variant = variant
         if int(input_size) % 32 or int(input_size) <= 0:
@@ -795,7 +807,11 @@ class ACRMethod:
                                init_cam_scale=float(init_cam_scale), score_threshold=float(score_threshold),
                                interaction_gamma=float(interaction_gamma), hand_extent_m=float(hand_extent_m),
                                center_min_radius=int(center_min_radius),
-                               center_min_overlap=float(center_min_overlap), keypoint_lifter=bool(keypoint_lifter))
+                               center_min_overlap=float(center_min_overlap), keypoint_lifter=bool(keypoint_lifter),
+                               keypoint_channels=int(keypoint_channels), keypoint_hidden=int(keypoint_hidden))
+        if keypoint_init and not keypoint_lifter:
+            raise ValueError("keypoint_init needs keypoint_lifter: true")
+        self.keypoint_init = keypoint_init
         self.score_threshold = float(score_threshold)
         self.repulsion_alpha = float(repulsion_alpha)
         self.center_min_radius = int(center_min_radius)
@@ -813,7 +829,10 @@ class ACRMethod:
 
         layers = [load_hand_model(hand_model_id, side=side, pose_repr="6d", flat_hand_mean=True)
                   for side in HANDEDNESS_NAMES]  # indexed by handedness code
-        return ACRNet(build_backbone(backbone, pretrained=pretrained), layers, **self.net_kwargs)
+        net = ACRNet(build_backbone(backbone, pretrained=pretrained), layers, **self.net_kwargs)
+        if self.keypoint_init:
+            load_detector_keypoints(net.keypoint_fusion, net.keypoint_head, self.keypoint_init)
+        return net
 
     def build(self, cfg: Any, hand_model_id: str) -> ACRNet:
         """The network for an experiment config (``cfg.backbone.name`` or ResNet-50, ``cfg.backbone.pretrained``)."""

@@ -78,7 +78,9 @@ Keypoint lifter (ours, ``keypoint_lifter: true``, off by default)
 Trained from scratch on a CPU budget, the initial estimate's global orientation stays random and the
 refinement has nothing to refine (``training/results/RESULTS.md``). The option adds per-slot 2D keypoint heatmaps
 (42 channels at stride 4 from a c3/c4/c5 fusion and ``c2``, focal loss ``w_keypoints`` on Gaussians of every
-valid in-crop joint, occluded ones included) and the keypoint lifter of
+valid in-crop joint, occluded ones included; ``keypoint_init`` starts this path from a trained single-stage
+detector's keypoint branch, :func:`~hand_recon_core.models.heads.keypoint_lifter.load_detector_keypoints`) and the
+keypoint lifter of
 :mod:`hand_recon_core.models.heads.keypoint_lifter`: each slot's soft-argmax keypoints (detached), normalised by
 their centre and size, plus that centre and size, go through an MLP whose output (zero at initialisation) is
 added to the initial parameters (camera included). The refinement stages then start from a lifted estimate; the
@@ -133,7 +135,12 @@ from hand_recon_core.models.blocks.joint_graph import JointGCN, skeleton_adjacen
 from hand_recon_core.models.blocks.mesh_graph import edges_from_faces
 from hand_recon_core.models.blocks.transformer import TransformerEncoder
 from hand_recon_core.models.heads.center import center_focal_loss
-from hand_recon_core.models.heads.keypoint_lifter import KeypointLifter, lift_slot_keypoints, slot_keypoint_heatmaps
+from hand_recon_core.models.heads.keypoint_lifter import (
+    KeypointLifter,
+    lift_slot_keypoints,
+    load_detector_keypoints,
+    slot_keypoint_heatmaps,
+)
 from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
@@ -570,13 +577,15 @@ class DIRNet(nn.Module):
         splat_radius: projection kernel radius, cells.
         init_scale: weak-perspective scale at a zero camera output (normalised units per metre).
         keypoint_lifter: add the keypoint heatmaps and lifter to the initial estimate (module docstring; ours).
+        keypoint_channels, keypoint_hidden: widths of the keypoint path's fusion and heatmap branch.
     """
 
     def __init__(self, backbone: ResNet, hand_model_id: str, num_stages: int = 2, image_size: int = 256,
                  projection: str = "multi_plane", decoder_channels: int = 256, joint_channels: int = 128,
                  mfp_channels: int = 64, max_decoder_res: int = 32, gcn_layers: int = 2, transformer_layers: int = 4,
                  transformer_heads: int = 4, head_hidden: int = 512, splat_radius: float = 1.0,
-                 init_scale: float = 8.0, keypoint_lifter: bool = False) -> None:
+                 init_scale: float = 8.0, keypoint_lifter: bool = False, keypoint_channels: int = 64,
+                 keypoint_hidden: int = 32) -> None:
         super().__init__()
         if not 1 <= num_stages <= len(SKIP_FEATURES):
             raise ValueError(f"num_stages must be in 1..{len(SKIP_FEATURES)}, got {num_stages}")
@@ -605,9 +614,9 @@ class DIRNet(nn.Module):
                 head[-1].bias.copy_(identity)
         nn.init.xavier_uniform_(self.init_offset.weight, gain=0.01)
         nn.init.zeros_(self.init_offset.bias)
-        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], decoder_channels)
+        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], keypoint_channels)
                                 if keypoint_lifter else None)
-        self.keypoint_head = (KeypointBranch(decoder_channels, ch["c2"], decoder_channels, NUM_TOKENS)
+        self.keypoint_head = (KeypointBranch(keypoint_channels, ch["c2"], keypoint_hidden, NUM_TOKENS)
                               if keypoint_lifter else None)
         self.lifter = KeypointLifter(HAND_PARAM_DIM, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
 
@@ -782,7 +791,9 @@ class DIRMethod:
         placement: ``"offset"`` (the pair placed with the predicted ``O``) or ``"cameras"`` (each hand by its own
             camera) in :meth:`predict` (see :func:`crop_result_to_camera`).
         keypoint_lifter: keypoint heatmaps + lifter in the initial estimate (ours, module docstring);
-            ``w_keypoints`` weights the heatmaps' focal loss.
+            ``w_keypoints`` weights the heatmaps' focal loss; ``keypoint_channels`` / ``keypoint_hidden`` their
+            widths; ``keypoint_init`` a single-stage checkpoint whose keypoint branch initialises them (training
+            only: a trained checkpoint holds the weights).
     """
 
     def __init__(self, num_stages: int = 2, projection: str = "multi_plane", image_size: int = 256,
@@ -793,7 +804,8 @@ class DIRMethod:
                  augment: bool = False, augment_config: Mapping[str, Any] | None = None,
                  loss_weights: Mapping[str, float] | None = None, w_initial: float = 1.0,
                  predict_stage: int = -1, placement: str = "offset", keypoint_lifter: bool = False,
-                 w_keypoints: float = 50.0) -> None:
+                 w_keypoints: float = 50.0, keypoint_channels: int = 64, keypoint_hidden: int = 32,
+                 keypoint_init: str | None = None) -> None:
         if not 1 <= int(num_stages) <= len(SKIP_FEATURES):
             raise ValueError(f"num_stages must be in 1..{len(SKIP_FEATURES)}, got {num_stages}")
         if projection not in PROJECTIONS:
@@ -813,9 +825,13 @@ class DIRMethod:
             "mfp_channels": int(mfp_channels), "max_decoder_res": int(max_decoder_res), "gcn_layers": int(gcn_layers),
             "transformer_layers": int(transformer_layers), "transformer_heads": int(transformer_heads),
             "head_hidden": int(head_hidden), "splat_radius": float(splat_radius), "init_scale": float(init_scale),
-            "keypoint_lifter": bool(keypoint_lifter),
+            "keypoint_lifter": bool(keypoint_lifter), "keypoint_channels": int(keypoint_channels),
+            "keypoint_hidden": int(keypoint_hidden),
         }
+        if keypoint_init and not keypoint_lifter:
+            raise ValueError("keypoint_init needs keypoint_lifter: true")
         self.w_keypoints = float(w_keypoints)
+        self.keypoint_init = keypoint_init
         self.num_stages, self.image_size = int(num_stages), int(image_size)
         self.resolution = min(int(max_decoder_res), self.image_size // 8)
         self.backbone = backbone
@@ -834,6 +850,8 @@ class DIRMethod:
         name = getattr(backbone_cfg, "name", None) or self.backbone
         pretrained = getattr(backbone_cfg, "pretrained", None)
         net = DIRNet(build_backbone(name, pretrained=pretrained), hand_model_id, **self.net_kwargs)
+        if self.keypoint_init:
+            load_detector_keypoints(net.keypoint_fusion, net.keypoint_head, self.keypoint_init)
         self._topology = {torch.device("cpu"): (net.hands.faces.cpu(), net.hands.edges.cpu())}
         return net
 

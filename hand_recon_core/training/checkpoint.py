@@ -53,16 +53,19 @@ __all__ = [
     "CheckpointMismatchError",
     "HandModelMismatchError",
     "MethodMismatchError",
+    "TRAINING_INIT_KWARGS",
     "capture_rng_state",
     "check_hand_model",
     "check_method",
     "checkpoint_path",
     "code_version",
+    "extract_backbone",
     "find_latest_checkpoint",
     "hand_model_identity",
     "list_checkpoints",
     "load_checkpoint",
     "load_model_state",
+    "pack_checkpoint",
     "prune_checkpoints",
     "restore_rng_state",
     "save_checkpoint",
@@ -91,6 +94,11 @@ class HandModelMismatchError(CheckpointError):
 # ------------------------------------------------------------------------------------------------------------
 # provenance
 # ------------------------------------------------------------------------------------------------------------
+
+
+#: Method keyword arguments that only initialise a network for training from other files (an earlier run, a
+#: detector's keypoint branch): a trained checkpoint holds every weight, so loading or packing one drops them.
+TRAINING_INIT_KWARGS = ("init_weights", "keypoint_init")
 
 
 @functools.lru_cache(maxsize=1)
@@ -319,8 +327,8 @@ def pack_checkpoint(src: str | Path, dst: str | Path, fp16: bool = True,
         # the package holds every weight: the training-time initialisation from an earlier run (or of the
         # backbone from a weights file) is not needed
         kwargs = dict(config["method"].get("kwargs") or {})
-        if kwargs.get("init_weights"):
-            kwargs["init_weights"] = None
+        if any(kwargs.get(k) for k in TRAINING_INIT_KWARGS):
+            kwargs.update({k: None for k in TRAINING_INIT_KWARGS if kwargs.get(k)})
             payload["config"] = {**config, "method": {**config["method"], "kwargs": kwargs}}
         if isinstance(config.get("backbone"), dict) and config["backbone"].get("pretrained"):
             payload["config"] = {**payload["config"], "backbone": {**config["backbone"], "pretrained": None}}

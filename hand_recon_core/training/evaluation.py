@@ -56,8 +56,9 @@ def load_trained(checkpoint: str | Path, device: str | torch.device = "cpu", met
     ckpt = ckpt_io.load_checkpoint(checkpoint, map_location="cpu")
     cfg = load_config(None, list(overrides), base=ckpt["config"]) if overrides else config_from_dict(ckpt["config"])
     cfg.backbone.pretrained = None  # the checkpoint holds all weights; the original file may not exist here
-    if cfg.method.kwargs.get("init_weights"):  # likewise the training-time initialisation from an earlier run
-        cfg.method.kwargs["init_weights"] = None
+    for key in ckpt_io.TRAINING_INIT_KWARGS:  # likewise the training-time initialisation from other files
+        if cfg.method.kwargs.get(key):
+            cfg.method.kwargs[key] = None
     import_plugins(cfg.imports)
     ckpt_io.check_method(ckpt, method, source=str(checkpoint))
     if hand_model is not None:

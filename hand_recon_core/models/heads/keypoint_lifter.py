@@ -23,6 +23,7 @@ The keypoints are detached: the heatmaps keep their own dense supervision and th
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ __all__ = [
     "KeypointLifter",
     "keypoint_frame",
     "lift_slot_keypoints",
+    "load_detector_keypoints",
     "read_keypoints",
     "slot_keypoint_heatmaps",
     "soft_argmax_keypoints",
@@ -231,3 +233,38 @@ def lift_slot_keypoints(lifter: KeypointLifter, logits: torch.Tensor, image_size
             extra = torch.cat([centre * (2.0 / image_size) - 1.0, torch.log(extent / image_size)[:, None]], dim=1)
         correction = lifter(flat, centre, extent, slots, extra).view(b, num_slots, -1)
     return correction, kp
+
+
+def load_detector_keypoints(fusion: nn.Module, head: nn.Module, checkpoint: str | Path) -> None:
+    """Initialise a fixed-slot keypoint path from a trained single-stage detector's keypoint branch.
+
+    The detector (``single_stage`` with ``keypoint_branch``) computes 21 heatmaps from its c3/c4/c5 fusion
+    (``fusion.*``, a :class:`~hand_recon_core.models.heads.single_stage.MultiScaleFusion`) and ``c2``
+    (``keypoints.*``, a :class:`~hand_recon_core.models.heads.single_stage.KeypointBranch`). A fixed-slot
+    method built with the same widths gets both, the 21-channel output layer copied into every slot's group
+    (the slots then learn to tell the hands apart): its heatmaps start where the detector's training left them.
+    The backbone is not touched (see ``hand-recon export --format backbone``).
+
+    Args:
+        fusion: the method's ``MultiScaleFusion``.
+        head: the method's ``KeypointBranch`` with ``slots x 21`` outputs.
+        checkpoint: a ``single_stage`` training checkpoint or package.
+
+    Raises:
+        FileNotFoundError, CheckpointError: unreadable, not a single-stage detector or without keypoint branch.
+        CheckpointMismatchError: the widths differ (the message lists the keys and shapes).
+    """
+    from hand_recon_core.training.checkpoint import CheckpointError, load_checkpoint, load_model_state
+
+    ckpt = load_checkpoint(checkpoint)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    if ckpt.get("method") != "single_stage" or not any(k.startswith("keypoints.") for k in state):
+        raise CheckpointError(f"{checkpoint}: not a single-stage detector with a keypoint branch "
+                              f"(method {ckpt.get('method')!r})")
+    load_model_state(fusion, {k[len("fusion."):]: v for k, v in state.items() if k.startswith("fusion.")},
+                     source=f"{checkpoint} (fusion.*)")
+    branch = {k[len("keypoints."):]: v for k, v in state.items() if k.startswith("keypoints.")}
+    slots = head.out.out_channels // branch["out.weight"].shape[0]
+    branch["out.weight"] = branch["out.weight"].repeat(slots, 1, 1, 1)
+    branch["out.bias"] = branch["out.bias"].repeat(slots)
+    load_model_state(head, branch, source=f"{checkpoint} (keypoints.*)")
