@@ -71,8 +71,9 @@ RECON_PARAMS: tuple[ParamSpec, ...] = (
               applies="start"),
     ParamSpec("model.checkpoint", "", "checkpoint file of the detector (empty: model.method, or the packaged "
               "default model)", applies="configure"),
-    ParamSpec("model.method", "", "method name to build with random weights when no checkpoint is given "
-              "(testing only; empty: Pipeline.default())", applies="configure"),
+    ParamSpec("model.method", "", "detector method without model.checkpoint: its packaged default when there "
+              "is one (single_stage, acr), else random weights (testing only); empty: the packaged default model",
+              applies="configure"),
     ParamSpec("model.hand_model", "", "hand model: 'open' (shipped), 'mano' (official files in model.mano_dir) "
               "or a hand-model file (empty: the checkpoint's, 'open' without one)", applies="configure"),
     ParamSpec("model.mano_dir", "", "folder of MANO_RIGHT.pkl / MANO_LEFT.pkl when model.hand_model is 'mano' "

@@ -104,11 +104,13 @@ PipelineFactory = Callable[[ReconConfig], Any]
 def build_pipeline(config: ReconConfig):
     """The model of a configuration (:class:`hand_recon_core.inference.pipeline.Pipeline`).
 
-    ``model.checkpoint`` set: ``Pipeline.from_checkpoint``; else ``model.method`` set: ``Pipeline.from_config``
-    (random weights: for testing only, the pipeline says so loudly); else ``Pipeline.default`` (the packaged
-    checkpoints, or a random-weights fallback it warns about). The pipeline decodes with the node's
-    ``score_threshold`` / ``max_hands`` of configure time (the node filters again with the live values) and falls
-    back to eager torch when the requested backend is unavailable (``allow_fallback``, logged).
+    ``model.checkpoint`` set: ``Pipeline.from_checkpoint``; else ``model.method`` set: that method's packaged
+    default (``Pipeline.default(detector=...)``) when the package ships one (the single-stage detector, ACR),
+    else ``Pipeline.from_config`` (random weights: for testing only, the pipeline says so loudly); else
+    ``Pipeline.default`` (the packaged checkpoints, or a random-weights fallback it warns about). The pipeline
+    decodes with the node's ``score_threshold`` / ``max_hands`` of configure time (the node filters again with
+    the live values) and falls back to eager torch when the requested backend is unavailable (``allow_fallback``,
+    logged).
 
     Args:
         config: the node's configuration (``model.device`` already resolved to an available device).
@@ -116,7 +118,7 @@ def build_pipeline(config: ReconConfig):
     Returns:
         The pipeline: ``pipeline(image_rgb (H, W, 3) uint8, K (3, 3) or None) -> HandFrame``.
     """
-    from hand_recon_core.inference.pipeline import Pipeline
+    from hand_recon_core.inference.pipeline import Pipeline, packaged_default_exists
 
     kwargs = {"device": config.model_device, "backend": config.model_backend, "allow_fallback": True,
               "score_threshold": config.score_threshold, "max_hands": config.max_hands}
@@ -125,8 +127,10 @@ def build_pipeline(config: ReconConfig):
     refiner = (config.model_refiner_checkpoint or config.model_refiner) if named else None
     if config.model_checkpoint:
         return Pipeline.from_checkpoint(config.model_checkpoint, refiner=refiner, hand_model=hand_model, **kwargs)
-    if config.model_method:
+    if config.model_method and not packaged_default_exists(config.model_method):
         return Pipeline.from_config(config.model_method, hand_model or "open", refiner=refiner, **kwargs)
+    if config.model_method:
+        kwargs["detector"] = config.model_method
     if config.model_refiner != "auto":
         kwargs["refiner"] = refiner
     return Pipeline.default(hand_model=hand_model or "open", **kwargs)

@@ -11,7 +11,8 @@ For every frame it writes ``DIR/<name>.json`` (:meth:`HandFrame.to_json`: hands 
 joints / vertices in metres in the camera frame, timings) and ``DIR/<name>_overlay.png`` (the meshes shaded over
 the image plus the 2D skeletons, :func:`hand_recon_core.render.overlay.draw_overlay`). ``<name>`` is the image's
 file stem, or ``frame_NNNNNN`` for video frames. ``--checkpoint default`` uses :meth:`Pipeline.default` (the
-packaged checkpoints, or random weights with a loud warning). Without ``--intrinsics`` the pipeline's documented
+packaged checkpoints, or random weights with a loud warning); ``--checkpoint default:acr`` the packaged ACR
+detector instead of the single-stage one. Without ``--intrinsics`` the pipeline's documented
 default camera is used (focal = max(W, H), principal point at the centre). ``--track`` assigns stable track ids
 across the frames (a folder is read in sorted order), ``--smooth`` adds One-Euro smoothing (implies ``--track``).
 """
@@ -33,7 +34,8 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     p = subparsers.add_parser(name, help=help_text, description=__doc__,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--checkpoint", required=True,
-                   help="detector training checkpoint (.pt), or 'default' (packaged checkpoints / random weights)")
+                   help="detector training checkpoint (.pt), or 'default' (packaged checkpoints / random weights; "
+                        "'default:acr': the packaged ACR detector)")
     p.add_argument("--input", required=True, type=Path, help="an image, a folder of images or a video file")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--refiner", default=None,
@@ -127,10 +129,12 @@ def run(args: argparse.Namespace) -> int:
     kwargs = {"backend": args.backend, "max_hands": args.max_hands, "score_threshold": args.score_threshold,
               "allow_fallback": args.allow_fallback, "cache_dir": args.cache_dir, "precision": args.precision}
     try:
-        if args.checkpoint == "default":
+        if args.checkpoint == "default" or args.checkpoint.startswith("default:"):
             if args.refiner is not None:
                 kwargs["refiner"] = args.refiner
-            pipeline = Pipeline.default(device=args.device, hand_model=args.hand_model or "open", **kwargs)
+            detector = args.checkpoint.partition(":")[2] or "single_stage"
+            pipeline = Pipeline.default(device=args.device, hand_model=args.hand_model or "open", detector=detector,
+                                        **kwargs)
         else:
             backend = kwargs.pop("backend")
             pipeline = Pipeline.from_checkpoint(args.checkpoint, args.device, backend, refiner=args.refiner,

@@ -24,6 +24,7 @@ __all__ = [
     "BackendOptions",
     "DEFAULT_FOCAL_RATIO",
     "DEFAULT_ASSET_NAMES",
+    "DETECTOR_ASSETS",
     "FALLBACK_DETECTOR",
     "PRECISIONS",
     "PairingConfig",
@@ -40,6 +41,9 @@ PRECISIONS = ("fp32", "fp16")
 
 #: File names of the packaged default checkpoints under ``hand_recon_core/assets/`` (Pipeline.default()).
 DEFAULT_ASSET_NAMES = {"detector": "detector_default.pt", "refiner": "refiner_default.pt"}
+#: Packaged default checkpoint of each detector method (``Pipeline.default(detector=...)``): the single-stage
+#: detector is the default model, ACR the alternative for scenes of at most one left and one right hand.
+DETECTOR_ASSETS = {"single_stage": DEFAULT_ASSET_NAMES["detector"], "acr": "acr_default.pt"}
 
 #: The detector :meth:`Pipeline.default` builds (random weights, loud warning) when no packaged checkpoint
 #: exists: the single-stage method with a ResNet-18 at 256 x 256 (the "lite" real-time configuration's size),

@@ -37,6 +37,7 @@ from hand_recon_core.inference.backends import ModelRunner
 from hand_recon_core.inference.config import (
     DEFAULT_ASSET_NAMES,
     DEFAULT_FOCAL_RATIO,
+    DETECTOR_ASSETS,
     FALLBACK_DETECTOR,
     BackendOptions,
     PairingConfig,
@@ -46,7 +47,8 @@ from hand_recon_core.inference.inputs import default_intrinsics, validate_image,
 from hand_recon_core.inference.loading import LoadedModel, build_random_model, load_model
 from hand_recon_core.inference.pairing import PairRefiner, find_pairs
 
-__all__ = ["DETECTOR_KEYS", "STAGES", "Pipeline", "assets_dir", "predictions_to_hands", "select_predictions"]
+__all__ = ["DETECTOR_KEYS", "STAGES", "Pipeline", "assets_dir", "packaged_default_exists", "predictions_to_hands",
+           "select_predictions"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,11 @@ STAGES = ("preprocess", "detector", "lifting", "pairing", "refiner", "total")
 _RANDOM_BANNER = ("RANDOM WEIGHTS: the %s model %r (%s) is randomly initialised, NOT trained: its hands, meshes and "
                   "scores are meaningless. Train a checkpoint (hand-recon train) and pass it, or place packaged "
                   "checkpoints in %s")
+
+
+def packaged_default_exists(detector: str) -> bool:
+    """Whether the package ships a trained default for the detector method ``detector``."""
+    return detector in DETECTOR_ASSETS and (assets_dir() / DETECTOR_ASSETS[detector]).is_file()
 
 
 def assets_dir() -> Path:
@@ -269,20 +276,30 @@ class Pipeline:
 
     @classmethod
     def default(cls, device: str | torch.device = "cpu", backend: str = "torch", hand_model: str = "open",
-                **kwargs: Any) -> Pipeline:
+                detector: str = "single_stage", **kwargs: Any) -> Pipeline:
         """The embedded default: the packaged checkpoints when present, else a random-weights detector.
 
-        Looks for ``hand_recon_core/assets/detector_default.pt`` and ``refiner_default.pt``
-        (:data:`~.config.DEFAULT_ASSET_NAMES`). Without the detector file it falls back to
-        :meth:`from_config` with :data:`~.config.FALLBACK_DETECTOR` and says so (plus the random-weights
-        warning).
+        Looks for the detector's packaged file (:data:`~.config.DETECTOR_ASSETS`:
+        ``hand_recon_core/assets/detector_default.pt`` for ``"single_stage"``, ``acr_default.pt`` for ``"acr"``)
+        and ``refiner_default.pt``. Without the detector file it falls back to :meth:`from_config` with random
+        weights (:data:`~.config.FALLBACK_DETECTOR` for the single-stage method) and says so (plus the
+        random-weights warning).
+
+        Raises:
+            ValueError: a ``detector`` without a packaged default (:data:`~.config.DETECTOR_ASSETS`).
         """
+        if detector not in DETECTOR_ASSETS:
+            raise ValueError(f"no packaged default for detector {detector!r}; known: {sorted(DETECTOR_ASSETS)}")
         root = assets_dir()
-        det_path = root / DEFAULT_ASSET_NAMES["detector"]
+        det_path = root / DETECTOR_ASSETS[detector]
         ref_path = root / DEFAULT_ASSET_NAMES["refiner"]
         refiner = kwargs.pop("refiner", str(ref_path) if ref_path.is_file() else None)
         if det_path.is_file():
             return cls.from_checkpoint(det_path, device, backend, refiner=refiner, **kwargs)
+        if detector != FALLBACK_DETECTOR["method"]:
+            logger.warning("no packaged %s checkpoint at %s: falling back to RANDOMLY INITIALISED weights", detector,
+                           det_path)
+            return cls.from_config(detector, hand_model, device=device, backend=backend, refiner=refiner, **kwargs)
         logger.warning("no packaged detector checkpoint at %s: falling back to a RANDOMLY INITIALISED %s detector "
                        "(%s)", det_path, FALLBACK_DETECTOR["method"], FALLBACK_DETECTOR)
         return cls.from_config(FALLBACK_DETECTOR["method"], hand_model, device=device, backend=backend,

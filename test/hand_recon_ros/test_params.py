@@ -120,3 +120,21 @@ def test_readme_parameter_table_lists_every_parameter():
     readme = (ROOT / "README.md").read_text()
     rows = set(re.findall(r"^\| `([a-z_.]+)` \|", readme, flags=re.M))
     assert set(PARAMS_BY_NAME) <= rows, set(PARAMS_BY_NAME) - rows
+
+
+def test_model_method_uses_its_packaged_default_or_random_weights(monkeypatch):
+    """``model.method`` without a checkpoint: the method's packaged default when shipped, else random weights."""
+    from hand_recon_core.inference import pipeline as pipeline_mod
+    from hand_recon_ros import recon_node
+
+    calls = []
+    monkeypatch.setattr(pipeline_mod.Pipeline, "default", classmethod(lambda cls, **kw: calls.append(("default", kw))))
+    monkeypatch.setattr(pipeline_mod.Pipeline, "from_config",
+                        classmethod(lambda cls, method, hand_model, **kw: calls.append(("random", method))))
+    monkeypatch.setattr(pipeline_mod, "packaged_default_exists", lambda name: name == "acr")
+    recon_node.build_pipeline(ReconConfig.from_values({"model.method": "acr"}))
+    recon_node.build_pipeline(ReconConfig.from_values({"model.method": "single_stage"}))
+    recon_node.build_pipeline(ReconConfig.from_values({}))
+    assert calls[0][0] == "default" and calls[0][1]["detector"] == "acr"
+    assert calls[1] == ("random", "single_stage")
+    assert calls[2][0] == "default" and "detector" not in calls[2][1]

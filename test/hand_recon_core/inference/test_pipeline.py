@@ -182,3 +182,16 @@ def test_a_refiner_of_another_hand_model_is_rejected(detector, tiny_model):
 def test_an_unknown_refiner_is_a_clear_error():
     with pytest.raises(FileNotFoundError, match="neither a checkpoint file nor a registered method"):
         Pipeline.from_config("single_stage", method_kwargs=TINY_SS, backbone="resnet18", refiner="no_such_refiner")
+
+
+def test_default_picks_the_packaged_detector_of_the_named_method(monkeypatch, tmp_path, detector, write_checkpoint,
+                                                                 caplog):
+    monkeypatch.setattr(pipeline_mod, "assets_dir", lambda: tmp_path)
+    assert not pipeline_mod.packaged_default_exists("acr")
+    write_checkpoint(tmp_path / "acr_default.pt", detector)  # any detector checkpoint stands in for the file
+    assert pipeline_mod.packaged_default_exists("acr") and not pipeline_mod.packaged_default_exists("single_stage")
+    pipe = Pipeline.default(detector="acr")
+    assert not pipe.random_weights and pipe.describe()["detector_source"] == str(tmp_path / "acr_default.pt")
+    with pytest.raises(ValueError, match="no packaged default for detector 'dir'"):
+        Pipeline.default(detector="dir")
+    assert not pipeline_mod.packaged_default_exists("dir")
