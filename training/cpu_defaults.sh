@@ -21,7 +21,7 @@
 #                keypoint lifter (config/cpu/_acr.yaml)
 # dir:           DIR T=2 multi-plane (the refiner default), T=1, single-plane, each from the shipped detector's
 #                backbone with the keypoint lifter (config/cpu/dir.yaml)
-# dgcl:          HandDGCL GCN baseline and GCN + DGCLNet
+# dgcl:          HandDGCL GCN baseline and GCN + DGCLNet (detector backbone + keypoint lifter, config/cpu/dgcl.yaml)
 # pipeline:      detector alone vs detector + refiner on the interacting held-out set (through the Pipeline)
 # package:       fp16 inference copies -> hand_recon_core/assets/{detector,refiner}_default.pt, eval JSON ->
 #                training/results/
@@ -116,7 +116,10 @@ step_dir() {
   hand-recon eval --checkpoint "$(last_ckpt dir)" --data "$INTER_TEST" --out runs/cpu/dir/eval_initial \
     --set method.kwargs.predict_stage=0 "${PEN[@]}" > /dev/null
 }
-step_dgcl() { for v in dgcl_gcn dgcl; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST"; done; }
+step_dgcl() {
+  detector_backbone
+  for v in dgcl_gcn dgcl; do train "config/cpu/$v.yaml"; evaluate "$v" "$INTER_TEST" eval "${PEN[@]}"; done
+}
 detector_ckpt() {  # the detector run of this machine, else the shipped default it was packed from
   if compgen -G "runs/cpu/single_stage_lifter/checkpoints/step_*.pt" > /dev/null; then last_ckpt single_stage_lifter
   else echo hand_recon_core/assets/detector_default.pt; fi

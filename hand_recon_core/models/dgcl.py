@@ -51,6 +51,14 @@ millimetres, the transition loss in units of :data:`HAND_BONE_LENGTH_M` (0.095 m
 ``L_self = -log softmax`` (InfoNCE) and ``L_cross = ||S_p - S_g||`` (a distance to minimise), the reading under
 which both terms do what Sec. 3.3 describes.
 
+Keypoint lifter (ours, ``keypoint_lifter: true``, off by default): trained from scratch on a CPU budget the
+per-hand features never learn the global orientation (``training/results/RESULTS.md``). The option adds per-slot
+2D keypoint heatmaps (42 channels at stride 4 from a c3/c4/c5 fusion and ``c2``, the single-stage detector's
+layout, so ``keypoint_init`` can start them from a trained detector; focal loss ``w_keypoints`` on every valid
+in-crop joint) and the keypoint lifter of :mod:`hand_recon_core.models.heads.keypoint_lifter`, whose output (zero
+at initialisation) is added to each hand's split feature ``f_h`` before the graph MLPs and camera heads: the GCN
+decoder and DGCLNet are unchanged, so the Table 2 ablation still isolates DGCLNet.
+
 Ablation switches (Table 2): ``use_dgcl=False`` is the GCN baseline (main + length + transition losses only);
 ``use_dgcl=True, similarity_distinguish=False`` is "GCN + DGCLNet"; the default adds the similarity-distinguish
 cross contrast, "GCN + DGCLNet* (Ours)"; ``disturbance="mask"|"noise"|"edge"|"flip"`` are the explicit graph
@@ -84,6 +92,14 @@ from hand_recon_core.models.blocks.mesh_graph import (
     interpolation_matrix,
     to_dense_tensor,
 )
+from hand_recon_core.models.heads.center import center_focal_loss
+from hand_recon_core.models.heads.keypoint_lifter import (
+    KeypointLifter,
+    lift_slot_keypoints,
+    load_detector_keypoints,
+    slot_keypoint_heatmaps,
+)
+from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -391,6 +407,8 @@ class DGCLInferenceNet(nn.Module):
         cheb_order: Chebyshev ``K``.
         upsample_k: neighbours of the initial up-sampling interpolation.
         learn_upsample: learnable up-sampling matrix.
+        keypoint_lifter, keypoint_channels, keypoint_hidden: the keypoint heatmaps + lifter (module docstring)
+            and their widths.
 
     ``forward(pixels)`` returns the tuple exported to ONNX (see :meth:`forward`).
     """
@@ -398,7 +416,8 @@ class DGCLInferenceNet(nn.Module):
     def __init__(self, backbone: nn.Module, hierarchy: MeshHierarchy, regressors: torch.Tensor,
                  tip_ids: torch.Tensor, *, input_size: int, feature_dim: int, mlp_hidden: int, graph_channels: int,
                  coarsest_level: int, gcn_channels: Sequence[int], cheb_order: int, upsample_k: int,
-                 learn_upsample: bool) -> None:
+                 learn_upsample: bool, keypoint_lifter: bool = False, keypoint_channels: int = 64,
+                 keypoint_hidden: int = 32) -> None:
         super().__init__()
         self.input_size = int(input_size)
         self.backbone = backbone
@@ -416,6 +435,12 @@ class DGCLInferenceNet(nn.Module):
         for head in self.cam_heads:  # start at s = _INIT_CAM_SCALE, t = 0, l = HAND_BONE_LENGTH_M
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
+        ch = backbone.out_channels
+        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], keypoint_channels)
+                                if keypoint_lifter else None)
+        self.keypoint_head = (KeypointBranch(keypoint_channels, ch["c2"], keypoint_hidden, 2 * NUM_JOINTS)
+                              if keypoint_lifter else None)
+        self.lifter = KeypointLifter(hand_dim, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
         self.gcn = ChebDecoder(hierarchy, coarsest_level, graph_channels, gcn_channels, cheb_order)
         out_level = self.gcn.out_level
         interp = interpolation_matrix(hierarchy.levels[0].positions, hierarchy.levels[out_level].positions,
@@ -431,18 +456,28 @@ class DGCLInferenceNet(nn.Module):
         self.register_buffer("pixel_std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     # ------------------------------------------------------------------------------------------ pieces
-    def encode(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def encode(self, pixels: torch.Tensor, extras: dict[str, torch.Tensor] | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Image to graph features and per-hand camera / length.
 
         Args:
             pixels: ``(B, 3, S, S)`` RGB in ``[0, 1]``.
+            extras: with the keypoint lifter, receives ``keypoint_logits (B, 42, S/4, S/4)`` and ``keypoints
+                (B, 2, 21, 2)`` (crop pixels).
 
         Returns:
             ``G (B, 2, N_c, F_0)`` (decoder space: the left hand mirrored), ``cam (B, 2, 3)`` weak-perspective
             ``(s [1/m], tx [m], ty [m])`` and ``bone_length (B, 2)`` metres.
         """
         x = (pixels - self.pixel_mean) / self.pixel_std
-        feats = self.split(self.backbone.forward_features(x)["c5"])  # (B, 2, 2d)
+        levels = self.backbone.forward_features(x)
+        feats = self.split(levels["c5"])  # (B, 2, 2d)
+        if self.keypoint_head is not None:
+            logits = self.keypoint_head(self.keypoint_fusion(levels["c3"], levels["c4"], levels["c5"]), levels["c2"])
+            correction, keypoints = lift_slot_keypoints(self.lifter, logits, self.input_size)
+            feats = feats + correction.to(feats.dtype)
+            if extras is not None:
+                extras.update(keypoint_logits=logits, keypoints=keypoints)
         graphs = torch.stack([mlp(feats[:, h]) for h, mlp in enumerate(self.graph_mlps)], dim=1)
         graphs = graphs.reshape(feats.shape[0], len(HAND_SLOTS), self.num_coarse, self.graph_channels)
         raw = torch.stack([head(feats[:, h]) for h, head in enumerate(self.cam_heads)], dim=1)  # (B, 2, 4)
@@ -715,7 +750,8 @@ class DGCLModel(nn.Module):
         """See the class docstring."""
         net = self.net
         pixels = batch["pixels"]
-        graphs, cam, bone = net.encode(pixels)
+        extras: dict[str, torch.Tensor] = {}
+        graphs, cam, bone = net.encode(pixels, extras)
         bsz, slots = graphs.shape[:2]
         flat = graphs.reshape(bsz * slots, net.num_coarse, net.graph_channels)
         use_dgcl = self.training and self.dgcl is not None
@@ -749,6 +785,7 @@ class DGCLModel(nn.Module):
                "cam": cam, "bone_length": bone, "keypoints_crop": kp_crop}
         if dgcl_out is not None:
             out["dgcl"] = dgcl_out
+        out.update(extras)
         return out
 
 
@@ -823,6 +860,10 @@ class DGCLMethod:
         edge_ratio: edges added / flipped by disturbances (c) / (d), relative to the coarse graph's edge count.
         w_joints_3d, w_verts_3d, w_joints_2d, w_length, w_consistency, w_transition, w_contrast: loss weights
             lambda_1 .. lambda_7 (defaults: Sec. 4.1).
+        keypoint_lifter: keypoint heatmaps + lifter into the hand features (ours, module docstring);
+            ``w_keypoints`` weights the heatmaps' focal loss; ``keypoint_channels`` / ``keypoint_hidden`` their
+            widths; ``keypoint_init`` a single-stage checkpoint whose keypoint branch initialises them (training
+            only).
     """
 
     def __init__(self, use_dgcl: bool = True, similarity_distinguish: bool = True, disturbance: str = "unet",
@@ -838,7 +879,9 @@ class DGCLMethod:
                  w_joints_2d: float = PAPER_LOSS_WEIGHTS["joints_2d"], w_length: float = PAPER_LOSS_WEIGHTS["length"],
                  w_consistency: float = PAPER_LOSS_WEIGHTS["consistency"],
                  w_transition: float = PAPER_LOSS_WEIGHTS["transition"],
-                 w_contrast: float = PAPER_LOSS_WEIGHTS["contrast"]) -> None:
+                 w_contrast: float = PAPER_LOSS_WEIGHTS["contrast"], keypoint_lifter: bool = False,
+                 w_keypoints: float = 1.0, keypoint_channels: int = 64, keypoint_hidden: int = 32,
+                 keypoint_init: str | None = None) -> None:
         if disturbance not in DISTURBANCES:
             raise ValueError(f"disturbance must be one of {DISTURBANCES}, got {disturbance!r}")
         if input_size < 32 or int(input_size) % 32:
@@ -859,7 +902,12 @@ class DGCLMethod:
         self.arch = {"feature_dim": int(feature_dim), "mlp_hidden": int(mlp_hidden),
                      "graph_channels": int(graph_channels), "coarsest_level": int(coarsest_level),
                      "gcn_channels": [int(c) for c in gcn_channels], "cheb_order": int(cheb_order),
-                     "upsample_k": int(upsample_k), "learn_upsample": bool(learn_upsample)}
+                     "upsample_k": int(upsample_k), "learn_upsample": bool(learn_upsample),
+                     "keypoint_lifter": bool(keypoint_lifter), "keypoint_channels": int(keypoint_channels),
+                     "keypoint_hidden": int(keypoint_hidden)}
+        if keypoint_init and not keypoint_lifter:
+            raise ValueError("keypoint_init needs keypoint_lifter: true")
+        self.keypoint_init = keypoint_init
         self.dgcl_args = {"disturbance": disturbance, "unet_hidden": int(unet_hidden),
                           "unet_pool_ratios": [float(r) for r in unet_pool_ratios], "queue_size": int(queue_size),
                           "momentum": float(momentum), "temperature": float(temperature),
@@ -868,7 +916,7 @@ class DGCLMethod:
         self.weights = {"joints_3d": float(w_joints_3d), "verts_3d": float(w_verts_3d),
                         "joints_2d": float(w_joints_2d), "length": float(w_length),
                         "consistency": float(w_consistency), "transition": float(w_transition),
-                        "contrast": float(w_contrast)}
+                        "contrast": float(w_contrast), "keypoints": float(w_keypoints)}
         self.num_vertices: int | None = None
 
     # ------------------------------------------------------------------------------------------ build
@@ -897,6 +945,8 @@ class DGCLMethod:
         regressors = torch.stack([right.J_regressor.float(), left.J_regressor.float()])
         tips = torch.stack([right.tip_vertex_ids, left.tip_vertex_ids])
         net = DGCLInferenceNet(backbone, hierarchy, regressors, tips, input_size=self.input_size, **self.arch)
+        if self.keypoint_init:
+            load_detector_keypoints(net.keypoint_fusion, net.keypoint_head, self.keypoint_init)
         dgcl = None
         if self.use_dgcl:
             dgcl = DGCLNet(net.gcn, hierarchy, coarsest_level=self.arch["coarsest_level"],
@@ -975,6 +1025,14 @@ class DGCLMethod:
                 out["dgcl_verts_rel"][slot] = (np.asarray(verts[i], np.float64) - root) / bone
                 out["dgcl_verts_valid"][slot] = 1.0
         out = {k: v.astype(np.float32) for k, v in out.items()}
+        if self.arch["keypoint_lifter"]:  # every valid joint inside the crop, occluded ones included
+            kp, valid = out["dgcl_kp2d"], out["dgcl_j2d_valid"] > 0
+            drawn = valid & (kp >= -0.5).all(-1) & (kp < size - 0.5).all(-1)
+            boxes = np.ones((len(HAND_SLOTS), 2))
+            for slot in range(len(HAND_SLOTS)):
+                if drawn[slot].any():
+                    boxes[slot] = np.maximum(np.ptp(kp[slot][drawn[slot]], axis=0), 1.0)
+            out["dgcl_kp_hm"] = slot_keypoint_heatmaps(kp, drawn, boxes, size)
         crop.update(out)
         crop["dgcl_crop_matrix"] = matrix.astype(np.float32)
         crop["dgcl_crop_rot"] = rot.astype(np.float32)
@@ -999,6 +1057,8 @@ class DGCLMethod:
         }
         for key in (*_PER_SLOT_KEYS, *_CROP_KEYS):
             batch[key] = torch.from_numpy(np.stack([s[key] for s in samples]))
+        if all("dgcl_kp_hm" in s for s in samples):
+            batch["dgcl_kp_hm"] = torch.from_numpy(np.stack([s["dgcl_kp_hm"] for s in samples]))
         for key in META_KEYS:
             batch[key] = [s[key] for s in samples]
         return batch
@@ -1030,6 +1090,9 @@ class DGCLMethod:
         total = (w["joints_3d"] * parts["joints_3d"] + w["verts_3d"] * parts["verts_3d"]
                  + w["joints_2d"] * parts["joints_2d"] + w["length"] * parts["length"]
                  + w["transition"] * parts["transition"])
+        if "keypoint_logits" in model_out:
+            parts["keypoints"] = center_focal_loss(model_out["keypoint_logits"], batch["dgcl_kp_hm"])
+            total = total + w["keypoints"] * parts["keypoints"]
         dgcl = model_out.get("dgcl")
         if dgcl is not None:
             for key in ("consistency", "self_contrast", "cross_contrast"):

@@ -337,3 +337,42 @@ def test_smoke_config_trains_with_the_engine(tmp_path):
     assert len(rows) >= 3
     assert rows[-1]["loss"] < 0.8 * rows[0]["loss"]  # window means of steps 1-10 and 41-50
     assert any((out_dir / "checkpoints").iterdir())
+
+
+# ------------------------------------------------------------------------------------------------ keypoint lifter
+def test_keypoint_lifter_feeds_the_hand_features_and_exports(raw_samples, tmp_path):
+    torch.manual_seed(0)
+    method = create_method("dgcl", {**TINY, "input_size": 64, "keypoint_lifter": True})
+    model = method.build(NO_BACKBONE_CFG, "open")
+    enc = method.encode_targets(raw_samples[0])
+    hm = enc["dgcl_kp_hm"]
+    assert hm.shape == (42, 16, 16)
+    kp, valid = enc["dgcl_kp2d"], enc["dgcl_j2d_valid"] > 0
+    inside = ((kp >= -0.5) & (kp < 63.5)).all(-1)
+    assert np.array_equal(hm.reshape(42, -1).max(1) == 1.0, (valid & inside).reshape(-1))
+    batch = method.collate([method.encode_targets(s) for s in raw_samples])
+    net = model.inference_module().eval()
+    with torch.no_grad():
+        plain = net(batch["pixels"])
+        net.lifter.out.bias.normal_(0.0, 0.5)  # a non-zero correction of every hand feature moves the meshes
+        moved = net(batch["pixels"])
+    assert not torch.allclose(plain[0], moved[0])
+    model.train()
+    out = model(batch)
+    assert out["keypoint_logits"].shape == (4, 42, 16, 16) and out["keypoints"].shape == (4, 2, 21, 2)
+    total, parts = method.loss(out, batch)
+    assert float(parts["keypoints"]) > 0
+    total.backward()
+    assert float(net.keypoint_head.out.weight.grad.abs().sum()) > 0
+    assert float(net.lifter.out.weight.grad.abs().sum()) > 0
+
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    path = export_onnx(model, tmp_path / "dgcl_lifter.onnx")
+    net.eval()
+    with torch.no_grad():
+        expected = net(batch["pixels"][:2])
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(
+        None, {"pixels": batch["pixels"][:2].numpy()})
+    for e, g in zip(expected, got):
+        np.testing.assert_allclose(g, e.numpy(), atol=1e-4)
