@@ -320,12 +320,13 @@ def warp_dense(array: np.ndarray, matrix: np.ndarray, out_size: tuple[int, int],
                border_value: float | tuple[float, ...]) -> np.ndarray:
     """``cv2.warpAffine`` of an image or label map (``u' = A u + b``), constant border.
 
-    Nearest-neighbour warps of int16 maps (instance masks) go through float32: OpenCV's int16 path rounds some
-    sample positions differently from its uint8 / float32 paths, which put mask and part-label pixels of the
-    same warp out of register (a hand pixel without a part label).
+    Nearest-neighbour warps of integer maps (int16 instance masks, uint8 part labels) all go through float32
+    (exact for these values): OpenCV's per-dtype paths round some sample positions differently (its int16 path in
+    4.x, its uint8 path in 5.x), which put mask and part-label pixels of the same warp out of register (a hand
+    pixel without a part label). One path for every label map keeps them in register on any OpenCV version.
     """
     width, height = out_size
-    src = array.astype(np.float32) if nearest and array.dtype == np.int16 else array
+    src = array.astype(np.float32) if nearest and np.issubdtype(array.dtype, np.integer) else array
     out = cv2.warpAffine(src, np.asarray(matrix, np.float64), (width, height),
                          flags=cv2.INTER_NEAREST if nearest else cv2.INTER_LINEAR,
                          borderMode=cv2.BORDER_CONSTANT, borderValue=border_value)
