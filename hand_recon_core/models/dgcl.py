@@ -916,7 +916,8 @@ class DGCLMethod:
         self.weights = {"joints_3d": float(w_joints_3d), "verts_3d": float(w_verts_3d),
                         "joints_2d": float(w_joints_2d), "length": float(w_length),
                         "consistency": float(w_consistency), "transition": float(w_transition),
-                        "contrast": float(w_contrast), "keypoints": float(w_keypoints)}
+                        "contrast": float(w_contrast)}
+        self.w_keypoints = float(w_keypoints)
         self.num_vertices: int | None = None
 
     # ------------------------------------------------------------------------------------------ build
@@ -1092,7 +1093,7 @@ class DGCLMethod:
                  + w["transition"] * parts["transition"])
         if "keypoint_logits" in model_out:
             parts["keypoints"] = center_focal_loss(model_out["keypoint_logits"], batch["dgcl_kp_hm"])
-            total = total + w["keypoints"] * parts["keypoints"]
+            total = total + self.w_keypoints * parts["keypoints"]
         dgcl = model_out.get("dgcl")
         if dgcl is not None:
             for key in ("consistency", "self_contrast", "cross_contrast"):
