@@ -51,7 +51,7 @@ TABLES = [
         ("with bone + consistency", "single_stage_ablation_lifter_full", "eval_single"),
     ]),
     ("Single-stage ablation in the paper's setting (its Table IV is weakly supervised: 2D labels only) on the lifter "
-     "chain's stage 1: held-out crops, centre known, 750 steps each; compare PA-MPJPE (depth and scale are not "
+     "chain's stage 1: held-out crops, centre known, 500 steps each; compare PA-MPJPE (depth and scale are not "
      "observable from 2D labels)", [
         ("reprojection + regularisation (without bone + consistency)", "single_stage_ablation_weak_base",
          "eval_single"),
