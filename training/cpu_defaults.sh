@@ -138,9 +138,12 @@ package() {  # experiment asset-name step: only a run that beats its mean-pose b
 }
 step_package() {
   python training/cpu_tables.py --runs runs/cpu --out training/results
-  package single_stage_lifter detector_default.pt single_stage
+  if compgen -G "runs/cpu/single_stage_lifter/checkpoints/step_*.pt" > /dev/null; then
+    package single_stage_lifter detector_default.pt single_stage
+  fi
   package acr_gcp acr_default.pt acr
-  package dir refiner_default.pt dir
+  # the refiner joins every default pipeline: it must also beat the detector alone through the Pipeline
+  if python training/cpu_tables.py --runs runs/cpu --gate-refiner; then package dir refiner_default.pt "dir pipeline"; fi
 }
 
 steps=("$@")

@@ -182,6 +182,22 @@ def beats_baseline(eval_dir: Path, margin: float = 0.8, min_recall: float = 0.5)
     return True, f"MPJPE {ours * 1e3:.1f} mm vs baseline {theirs * 1e3:.1f} mm, recall {recall:.2f}"
 
 
+def refiner_helps(pipeline_dir: Path, max_recall_drop: float = 0.02) -> tuple[bool, str]:
+    """Whether detector + refiner beats the detector alone through the Pipeline (``pipeline/detector_dir`` vs
+    ``pipeline/detector_alone``): lower root-relative MPJPE without losing more than ``max_recall_drop`` recall.
+    The packaged refiner joins every default pipeline, so it ships only when it helps. Returns ``(ok, reason)``."""
+    paths = [pipeline_dir / name / "metrics.json" for name in ("detector_alone", "detector_dir")]
+    if not all(p.is_file() for p in paths):
+        return False, f"no detector-alone / detector + refiner evaluation in {pipeline_dir}"
+    alone, both = (json.loads(p.read_text())["metrics"] for p in paths)
+    a, b = alone["mpjpe/wrist"]["value"], both["mpjpe/wrist"]["value"]
+    ra, rb = alone["recall"]["value"] or 0.0, both["recall"]["value"] or 0.0
+    if a is None or b is None or b >= a or rb < ra - max_recall_drop:
+        return False, (f"with the refiner MPJPE {1e3 * (b or float('nan')):.1f} mm, recall {rb:.3f}; alone "
+                       f"{1e3 * (a or float('nan')):.1f} mm, recall {ra:.3f}")
+    return True, f"MPJPE {b * 1e3:.1f} mm with the refiner vs {a * 1e3:.1f} mm alone, recall {rb:.3f} vs {ra:.3f}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=Path, default=Path("runs/cpu"))
@@ -189,7 +205,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gate", metavar="EXPERIMENT", default=None,
                         help="only check that EXPERIMENT's evaluation beats its baseline by a wide margin "
                              "(exit 1 otherwise): packaging refuses a default worse than trivial")
+    parser.add_argument("--gate-refiner", action="store_true",
+                        help="only check that detector + refiner beats the detector alone through the Pipeline "
+                             "(RUNS/pipeline; exit 1 otherwise)")
     args = parser.parse_args(argv)
+    if args.gate_refiner:
+        ok, reason = refiner_helps(args.runs / "pipeline")
+        print(f"refiner: {'passes' if ok else 'FAILS'} the pipeline gate: {reason}")
+        return 0 if ok else 1
     if args.gate is not None:
         ok, reason = beats_baseline(args.runs / args.gate / "eval")
         print(f"{args.gate}: {'passes' if ok else 'FAILS'} the baseline gate: {reason}")

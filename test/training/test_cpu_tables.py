@@ -59,3 +59,14 @@ def test_rows_of_runs_made_elsewhere_come_from_their_json_or_the_previous_table(
     assert "| single-stage + keypoint lifter (default) (earlier session) | 1000 steps x batch 32 | 500 | 81.8 |" in text
     assert tables.main(["--runs", str(tmp_path / "elsewhere"), "--out", str(out)]) == 0  # stable when rerun
     assert (out / "RESULTS.md").read_text().count("(earlier session) (earlier session)") == 0
+
+
+@pytest.mark.parametrize(("alone", "both", "passes"), [((0.08, 0.9), (0.07, 0.9), True),
+                                                        ((0.08, 0.9), (0.09, 0.9), False),
+                                                        ((0.08, 0.9), (0.07, 0.8), False)])
+def test_refiner_gate_needs_the_pipeline_to_improve(tables, tmp_path, alone, both, passes):
+    for name, (mpjpe, recall) in (("detector_alone", alone), ("detector_dir", both)):
+        (tmp_path / "pipeline" / name).mkdir(parents=True)
+        (tmp_path / "pipeline" / name / "metrics.json").write_text(json.dumps(_metrics(mpjpe, recall)))
+    assert tables.main(["--runs", str(tmp_path), "--gate-refiner"]) == (0 if passes else 1)
+    assert tables.main(["--runs", str(tmp_path / "nothing"), "--gate-refiner"]) == 1
