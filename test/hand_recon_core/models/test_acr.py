@@ -373,20 +373,7 @@ def test_onnx_export_matches_onnxruntime(tmp_path):
 # ---------------------------------------------------------------------------------------------- training
 
 
-def _fit(method, net, batch, steps: int, lr: float = 2e-3) -> list[tuple[torch.Tensor, dict]]:
-    """``steps`` Adam steps on one batch (trainable parameters only): ``(total, parts)`` of every step."""
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=lr)
-    history = []
-    for _ in range(steps):
-        total, parts = method.loss(net(batch), batch)
-        opt.zero_grad()
-        total.backward()
-        opt.step()
-        history.append((total.detach(), parts))
-    return history
-
-
-def test_loss_falls_on_a_handful_of_synthetic_samples():
+def test_loss_falls_on_a_handful_of_synthetic_samples(optimise):
     """30 Adam steps on 4 two-hand images; the ResNet is frozen to keep this fast (the slow engine test trains all)."""
     from hand_recon_core.data.synthetic.engine import generate_sample
 
@@ -395,11 +382,11 @@ def test_loss_falls_on_a_handful_of_synthetic_samples():
     net = method.build_network("resnet18").train()
     net.backbone.requires_grad_(False)
     batch = method.collate([method.encode_targets(generate_sample("interacting", i, size=64)) for i in range(4)])
-    history = _fit(method, net, batch, 30)
-    losses = [float(total) for total, _ in history]
-    parts = history[-1][1]
-    assert all(math.isfinite(float(v)) for _, ps in history for v in ps.values())
-    assert {"center", "seg", "pose", "shape", "j3d", "pa3d", "pj2d", "bone"} <= set(parts)
+    history: list[dict] = []
+    losses = optimise(method, net, batch, 30, torch.optim.Adam([p for p in net.parameters() if p.requires_grad],
+                                                               lr=2e-3), history)
+    assert all(math.isfinite(float(v)) for parts in history for v in parts.values())
+    assert {"center", "seg", "pose", "shape", "j3d", "pa3d", "pj2d", "bone"} <= set(history[-1])
     assert np.mean(losses[-5:]) < 0.5 * losses[0]
     assert int(net.train_steps) == 30
 
@@ -485,7 +472,7 @@ def test_keypoint_lifter_starts_as_plain_acr_and_then_corrects_the_code():
     assert torch.allclose(moved["pose6d"][:, :, 1:], out["pose6d"][:, :, 1:])
 
 
-def test_keypoint_lifter_trains_its_heatmaps_and_exports(tmp_path):
+def test_keypoint_lifter_trains_its_heatmaps_and_exports(tmp_path, optimise):
     """The heatmap focal loss is in the total and falls; the exported graph (with the lifter) matches PyTorch."""
     from hand_recon_core.data.synthetic.engine import generate_sample
 
@@ -494,7 +481,9 @@ def test_keypoint_lifter_trains_its_heatmaps_and_exports(tmp_path):
     net = method.build_network("resnet18").train()
     batch = method.collate([method.encode_targets(generate_sample("interacting", i, size=64)) for i in range(4)])
     assert batch["acr_kp_hm"].shape == (4, 42, 16, 16)
-    kp_losses = [float(parts["keypoints"]) for _, parts in _fit(method, net, batch, 15)]
+    history: list[dict] = []
+    optimise(method, net, batch, 15, torch.optim.Adam(net.parameters(), lr=2e-3), history)
+    kp_losses = [float(parts["keypoints"]) for parts in history]
     assert float(net.lifter.out.weight.abs().sum()) > 0  # the 3D losses reach the lifter
     assert np.mean(kp_losses[-3:]) < 0.9 * kp_losses[0] and kp_losses[-1] < kp_losses[5]
 
