@@ -51,6 +51,10 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--no-penetration", dest="penetration", action="store_false",
                         help="skip the interpenetration volume of two-hand images (voxelised; seconds per image on a "
                              "CPU)")
+    parser.add_argument("--min-affinity", type=float, default=0.1, metavar="A",
+                        help="matching threshold of a prediction to a ground-truth hand (box IoU or centre "
+                             "affinity, default 0.1); 0 matches every prediction that the assignment pairs, e.g. "
+                             "to score every hand of an evaluation at the ground-truth centres")
     parser.add_argument("--penetration-images", type=int, default=None, metavar="N",
                         help="compute the interpenetration volume on the first N two-hand images only")
     parser.set_defaults(func=run)
@@ -75,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_pipeline(args.checkpoint, args.data, out, refiner=args.refiner,
                                        max_samples=args.max_samples, device=args.device, progress=args.progress,
                                        baseline=args.baseline, hand_model=args.hand_model,
-                                       penetration=args.penetration,
+                                       penetration=args.penetration, min_affinity=args.min_affinity,
                                        penetration_images=args.penetration_images,
                                        **{k: v for k, v in (("score_threshold", args.score_threshold),
                                                             ("max_hands", args.max_hands)) if v is not None})
@@ -85,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
                                          batch_size=args.batch_size, num_workers=args.workers,
                                          hand_model=args.hand_model, progress=args.progress, baseline=args.baseline,
                                          overrides=args.overrides, penetration=args.penetration,
+                                         min_affinity=args.min_affinity,
                                          penetration_images=args.penetration_images)
     except (CheckpointError, CheckpointMismatchError, UnknownMethodError, MethodKwargsError, ConfigError,
             FileNotFoundError, KeyError, ValueError, ModuleNotFoundError) as exc:
