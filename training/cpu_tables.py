@@ -51,11 +51,12 @@ TABLES = [
         ("with bone + consistency", "single_stage_ablation_lifter_full", "eval_single"),
     ]),
     ("Single-stage ablation in the paper's setting (its Table IV is weakly supervised: 2D labels only) on the lifter "
-     "chain's stage 1: held-out crops, centre known, 500 steps each; compare PA-MPJPE (depth and scale are not "
-     "observable from 2D labels)", [
+     "chain's stage 1: held-out crops, centre known and every hand scored (--min-affinity 0), 500 steps each; "
+     "compare PA-MPJPE (depth and scale are not observable from 2D labels)", [
         ("reprojection + regularisation (without bone + consistency)", "single_stage_ablation_weak_base",
-         "eval_single"),
-        ("+ bone direction + consistency", "single_stage_ablation_weak_full", "eval_single"),
+         "eval_single_all"),
+        ("+ bone direction + consistency", "single_stage_ablation_weak_full", "eval_single_all"),
+        ("mean-pose baseline", "single_stage_ablation_weak_full", "eval_single_all/baseline_mean-pose"),
     ]),
     ("Single-stage ablation, first attempt (from scratch on scenes; 300 steps each)", [
         ("without bone + consistency", "single_stage_ablation_base", "eval"),
