@@ -59,8 +59,9 @@ Implementation choices not fixed by the paper (all documented where they live):
   21 joints per slot, stride 4, from its own c3/c4/c5 fusion and ``c2``, the layout of the single-stage detector's
   branch, so ``keypoint_init`` can start it from a trained detector; focal loss ``w_keypoints`` on Gaussian
   targets) and the keypoint lifter of :mod:`hand_recon_core.models.heads.keypoint_lifter`: per slot, the
-  soft-argmax keypoints of its 21 channels (detached), normalised by their own centre and size, plus that centre
-  and size (what the camera entries need), go through an MLP whose output (zero at initialisation) is added to
+  soft-argmax keypoints of its 21 channels (detached; read in a window around the slot's centre, the soft-argmax of
+  its centre attention), normalised by their own centre and size, plus that centre and size (what the camera
+  entries need), go through an MLP whose output (zero at initialisation) is added to
   ``F_out``. Why: trained from scratch on a CPU budget, the regressed global
   orientation stays random and hands collapse to points (``training/results/RESULTS.md``), while heatmaps learn
   and 2D keypoints determine the 3D hand well; the same fix made the single-stage detector beat its baseline.
@@ -459,6 +460,7 @@ class ACRNet(nn.Module):
             pieces.append(lam[:, None, None] * f_cross)
 
         f_out = f_global + self.f_out(torch.cat(pieces, dim=-1))  # Eq. 5 (+ skip from F_g)
+        out["centers"] = centers
         if self.keypoint_head is not None:
             fused = self.keypoint_fusion(levels["c3"], levels["c4"], levels["c5"])
             f_out = f_out + self._lift(self.keypoint_head(fused, levels["c2"]), out)
@@ -468,7 +470,8 @@ class ACRNet(nn.Module):
 
     def _lift(self, keypoint_logits: torch.Tensor, out: dict[str, torch.Tensor]) -> torch.Tensor:
         """The keypoint lifter's correction (B, 2, 109) of ``F_out``; stores the logits and keypoints in ``out``."""
-        correction, out["keypoints"] = lift_slot_keypoints(self.lifter, keypoint_logits, self.input_size)
+        centres = cell_to_pixel_coords(out["centers"].float(), MAP_STRIDE)  # each slot's own hand, input pixels
+        correction, out["keypoints"] = lift_slot_keypoints(self.lifter, keypoint_logits, self.input_size, centres)
         out["keypoint_logits"] = keypoint_logits
         return correction
 

@@ -83,8 +83,12 @@ detector's keypoint branch, :func:`~hand_recon_core.models.heads.keypoint_lifter
 keypoint lifter of
 :mod:`hand_recon_core.models.heads.keypoint_lifter`: each slot's soft-argmax keypoints (detached), normalised by
 their centre and size, plus that centre and size, go through an MLP whose output (zero at initialisation) is
-added to the initial parameters (camera included). The refinement stages then start from a lifted estimate; the
-paper's architecture is otherwise unchanged and every ablation switch below still applies.
+added to the initial parameters (camera included). Each slot's keypoints are read in a window around the
+centroid of its hand's attention map (Eq. 1), so a slot whose heatmaps still fire on both hands reads one; with
+the option the attention maps are also supervised (``w_attention``: binary cross-entropy against each hand's
+visible area fraction per ``c5`` cell, from the segmentation target) so that they do point at their hand. The
+refinement stages then start from a lifted estimate; the paper's architecture is otherwise unchanged and every
+ablation switch below still applies.
 
 Ablation switches (method keyword arguments)
 --------------------------------------------
@@ -151,6 +155,7 @@ __all__ = [
     "DIRMethod",
     "DIRNet",
     "DIRExportWrapper",
+    "attention_centres",
     "HandModelPair",
     "MultiPlaneProjection",
     "RefinementStage",
@@ -220,6 +225,25 @@ def decode_camera(cam_raw: torch.Tensor, init_scale: float) -> torch.Tensor:
     """
     s = init_scale * torch.exp(cam_raw[..., 0].clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT))
     return torch.stack([s, cam_raw[..., 1] / s, cam_raw[..., 2] / s], dim=-1)
+
+
+def attention_centres(attn: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Centroid of each hand's attention map (Eq. 1), input pixels.
+
+    Args:
+        attn: ``(B, 2, h, w)`` non-negative attention over a feature map covering the ``S x S`` input (cell ``x``
+            centred on pixel ``stride x + (stride - 1) / 2``, ``stride = S / w``).
+        image_size: input side ``S``, pixels.
+
+    Returns:
+        ``(B, 2, 2)`` attention-weighted mean cell centre ``(u, v)`` of every hand, float32 pixels.
+    """
+    h, w = attn.shape[-2:]
+    weights = attn.float() / attn.float().sum(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+    sy, sx = image_size / h, image_size / w
+    ys = torch.arange(h, device=attn.device, dtype=torch.float32) * sy + (sy - 1) / 2.0
+    xs = torch.arange(w, device=attn.device, dtype=torch.float32) * sx + (sx - 1) / 2.0
+    return torch.stack([(weights.sum(-2) * xs).sum(-1), (weights.sum(-1) * ys).sum(-1)], dim=-1)
 
 
 def feature_grid(xy_n: torch.Tensor, image_size: int) -> torch.Tensor:
@@ -670,7 +694,9 @@ class DIRNet(nn.Module):
         lifted: dict[str, torch.Tensor] = {}
         if self.keypoint_head is not None:
             logits = self.keypoint_head(self.keypoint_fusion(feats["c3"], feats["c4"], c5), feats["c2"])
-            correction, lifted["keypoints"] = lift_slot_keypoints(self.lifter, logits, self.image_size)
+            centres = attention_centres(attn, self.image_size)  # where each hand's attention (Eq. 1) looks
+            lifted["attention"] = attn
+            correction, lifted["keypoints"] = lift_slot_keypoints(self.lifter, logits, self.image_size, centres)
             lifted["keypoint_logits"] = logits
             params = params + correction.to(params.dtype)
         estimates = [(params, offset, *self._geometry(params))]
@@ -793,7 +819,8 @@ class DIRMethod:
         keypoint_lifter: keypoint heatmaps + lifter in the initial estimate (ours, module docstring);
             ``w_keypoints`` weights the heatmaps' focal loss; ``keypoint_channels`` / ``keypoint_hidden`` their
             widths; ``keypoint_init`` a single-stage checkpoint whose keypoint branch initialises them (training
-            only: a trained checkpoint holds the weights).
+            only: a trained checkpoint holds the weights); ``w_attention`` supervises the hand attention maps
+            the keypoints are read around (ours).
     """
 
     def __init__(self, num_stages: int = 2, projection: str = "multi_plane", image_size: int = 256,
@@ -805,7 +832,7 @@ class DIRMethod:
                  loss_weights: Mapping[str, float] | None = None, w_initial: float = 1.0,
                  predict_stage: int = -1, placement: str = "offset", keypoint_lifter: bool = False,
                  w_keypoints: float = 50.0, keypoint_channels: int = 64, keypoint_hidden: int = 32,
-                 keypoint_init: str | None = None) -> None:
+                 keypoint_init: str | None = None, w_attention: float = 50.0) -> None:
         if not 1 <= int(num_stages) <= len(SKIP_FEATURES):
             raise ValueError(f"num_stages must be in 1..{len(SKIP_FEATURES)}, got {num_stages}")
         if projection not in PROJECTIONS:
@@ -831,6 +858,7 @@ class DIRMethod:
         if keypoint_init and not keypoint_lifter:
             raise ValueError("keypoint_init needs keypoint_lifter: true")
         self.w_keypoints = float(w_keypoints)
+        self.w_attention = float(w_attention)
         self.keypoint_init = keypoint_init
         self.num_stages, self.image_size = int(num_stages), int(image_size)
         self.resolution = min(int(max_decoder_res), self.image_size // 8)
@@ -1121,6 +1149,14 @@ class DIRMethod:
             heat = center_focal_loss(model_out["keypoint_logits"], batch["dir_kp_hm"])
             total = total + self.w_keypoints * heat
             parts["keypoints"] = heat.detach()
+        if "attention" in model_out and self.w_attention > 0:
+            attn = model_out["attention"].float().clamp(1e-6, 1.0 - 1e-6)
+            size = attn.shape[-1]
+            target = F.adaptive_avg_pool2d(batch["dir_seg"].float(), size)  # visible area fraction per c5 cell
+            bce = F.binary_cross_entropy(attn, target, reduction="none").mean(dim=(-2, -1))  # (B, 2)
+            att = _masked_mean(bce, batch["dir_has_seg"].float()[:, None] * batch["dir_present"].float())
+            total = total + self.w_attention * att
+            parts["attention"] = att.detach()
         for name in refined[0]:
             if name != "total":
                 parts[name] = sum(stage[name] for stage in refined).detach()

@@ -203,28 +203,44 @@ def slot_keypoint_heatmaps(keypoints: np.ndarray, drawn: np.ndarray, box_sizes: 
     return heatmap.numpy()
 
 
-def lift_slot_keypoints(lifter: KeypointLifter, logits: torch.Tensor, image_size: int
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
+#: Window of :func:`lift_slot_keypoints` around a slot's centre: Gaussian of standard deviation this fraction of the
+#: input side (0.25: 32 px on a 128 px input, about half a hand of the two-hand crops and scenes).
+SLOT_WINDOW = 0.25
+
+
+def lift_slot_keypoints(lifter: KeypointLifter, logits: torch.Tensor, image_size: int,
+                        centres: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The lifter's code correction of every slot, from the slots' keypoint heatmaps.
 
     Per slot ``k`` (handedness code), the soft-argmax keypoints of channels ``21 k .. 21 k + 20`` (detached,
     float32) are normalised by their own centre and size (:func:`keypoint_frame`, at least two heatmap cells);
     a lifter built with ``extra_inputs=3`` also reads where the hand is: its centre in normalised input
-    coordinates ``2 u / S - 1`` and ``log(size / S)`` (what a code holding a camera needs).
+    coordinates ``2 u / S - 1`` and ``log(size / S)`` (what a code holding a camera needs). With ``centres`` (the
+    method's own estimate of where each slot's hand is) the soft-argmax is weighted by a Gaussian window of
+    standard deviation :data:`SLOT_WINDOW` ``x S`` around it (:func:`read_keypoints`): a slot whose heatmaps still
+    fire on both hands of a pair reads one hand instead of the average of the two.
 
     Args:
         lifter: the lifter (``extra_inputs`` 0 or 3).
         logits: (B, K J, S/4, S/4) heatmap logits.
         image_size: input side ``S``, pixels.
+        centres: optional (B, K, 2) window centre of every slot, input pixels (detached here).
 
     Returns:
         ``(correction (B, K, num_params) float32, keypoints (B, K, J, 2) input pixels)``.
     """
-    b = logits.shape[0]
+    b, channels, h, w = logits.shape
+    num_slots = channels // lifter.num_joints
     with torch.autocast(device_type=logits.device.type, enabled=False):
-        kp = soft_argmax_keypoints(logits.detach(), SLOT_KEYPOINT_STRIDE)
-        num_slots = kp.shape[1] // lifter.num_joints
-        kp = kp.view(b, num_slots, lifter.num_joints, 2)
+        if centres is None:
+            kp = soft_argmax_keypoints(logits.detach(), SLOT_KEYPOINT_STRIDE)
+        else:
+            flat_logits = logits.detach().reshape(b * num_slots, lifter.num_joints, h, w)
+            index = torch.arange(b * num_slots, device=logits.device)
+            size = torch.full((b * num_slots,), float(image_size), device=logits.device)
+            kp = read_keypoints(flat_logits, index, centres.detach().reshape(-1, 2).float(), size,
+                                SLOT_KEYPOINT_STRIDE, window=SLOT_WINDOW)
+        kp = kp.reshape(b, num_slots, lifter.num_joints, 2)
         flat = kp.flatten(0, 1)
         centre, extent = keypoint_frame(flat, min_extent=2.0 * SLOT_KEYPOINT_STRIDE)
         slots = torch.arange(num_slots, device=kp.device).repeat(b)

@@ -465,7 +465,8 @@ def test_keypoint_lifter_starts_as_plain_acr_and_then_corrects_the_code():
     with torch.no_grad():
         out = net.forward_image(net.normalize(x))
         assert out["keypoint_logits"].shape == (2, 42, 16, 16) and out["keypoints"].shape == (2, 2, 21, 2)
-        assert torch.equal(net._lift(out["keypoint_logits"], {}), torch.zeros(2, 2, PARAM_DIM))  # zero at init
+        lifted = net._lift(out["keypoint_logits"], {"centers": out["centers"]})
+        assert torch.equal(lifted, torch.zeros(2, 2, PARAM_DIM))  # zero at init
         net.lifter.out.bias[:6].fill_(0.5)  # a correction of the global orientation
         moved = net.forward_image(net.normalize(x))
     assert torch.allclose(moved["pose6d"][:, :, 0] - out["pose6d"][:, :, 0], torch.full((2, 2, 6), 0.5), atol=1e-5)

@@ -417,14 +417,16 @@ def test_keypoint_lifter_trains_and_exports(samples, tmp_path):
     method, net = _build(num_stages=1, keypoint_lifter=True)
     batch = method.collate([method.encode_targets(s) for s in samples[:2]])
     opt = torch.optim.AdamW(net.parameters(), lr=1e-3)
-    heat = []
+    heat, attention = [], []
     for _ in range(20):
         total, parts = method.loss(net(batch), batch)
         heat.append(float(parts["keypoints"]))
+        attention.append(float(parts["attention"]))
         opt.zero_grad()
         total.backward()
         opt.step()
     assert heat[-1] < 0.9 * heat[0] and float(net.lifter.out.weight.abs().sum()) > 0  # both parts train
+    assert attention[-1] < attention[0]  # the hand attention maps learn where their hand is
 
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
@@ -436,3 +438,22 @@ def test_keypoint_lifter_trains_and_exports(samples, tmp_path):
         ref = DIRExportWrapper(net)(x)
     for name, a, b in zip(DIRExportWrapper.OUTPUT_NAMES, session.run(None, {"pixels": x.numpy()}), ref):
         assert np.abs(a - b.numpy()).max() <= 1e-4, name
+
+
+def test_attention_centres_and_the_windowed_slot_read():
+    from hand_recon_core.models.dir import attention_centres
+    from hand_recon_core.models.heads.keypoint_lifter import KeypointLifter, lift_slot_keypoints
+
+    attn = torch.zeros(1, 2, 4, 4)
+    attn[0, 0, 1, 0] = 1.0  # right hand: cell (x 0, y 1) of a stride-16 map over 64 px
+    attn[0, 1, 2, 3] = attn[0, 1, 3, 3] = 0.5  # left hand: between cells (3, 2) and (3, 3)
+    centres = attention_centres(attn, 64)
+    assert torch.allclose(centres[0], torch.tensor([[7.5, 23.5], [55.5, 47.5]]))
+    logits = torch.full((1, 42, 16, 16), -30.0)
+    logits[0, :, 5, 1] = 30.0  # every channel of both slots fires on both hands (the heatmaps cannot tell them yet)
+    logits[0, :, 12, 14] = 30.0
+    _, global_kp = lift_slot_keypoints(KeypointLifter(109, 21, extra_inputs=3), logits, 64)
+    _, windowed = lift_slot_keypoints(KeypointLifter(109, 21, extra_inputs=3), logits, 64, centres)
+    assert torch.allclose(global_kp[0, 0, 0], global_kp[0, 1, 0])  # without a window: both slots read the average
+    assert torch.allclose(windowed[0, 0, 0], torch.tensor([5.5, 21.5]), atol=0.5)  # each slot reads its own hand
+    assert torch.allclose(windowed[0, 1, 0], torch.tensor([57.5, 49.5]), atol=0.5)
