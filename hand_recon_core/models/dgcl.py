@@ -56,8 +56,11 @@ per-hand features never learn the global orientation (``training/results/RESULTS
 2D keypoint heatmaps (42 channels at stride 4 from a c3/c4/c5 fusion and ``c2``, the single-stage detector's
 layout, so ``keypoint_init`` can start them from a trained detector; focal loss ``w_keypoints`` on every valid
 in-crop joint) and the keypoint lifter of :mod:`hand_recon_core.models.heads.keypoint_lifter`, whose output (zero
-at initialisation) is added to each hand's split feature ``f_h`` before the graph MLPs and camera heads: the GCN
-decoder and DGCLNet are unchanged, so the Table 2 ablation still isolates DGCLNet.
+at initialisation) is added to each hand's split feature ``f_h`` before the graph MLPs and camera heads. Each
+slot's keypoints are read in a window around the centroid of its hand-split attention, which the option also
+supervises (``w_attention``: cross-entropy of the attention against the distribution of the hand's valid
+keypoints over the ``c5`` cells). The GCN decoder and DGCLNet are unchanged, so the Table 2 ablation still
+isolates DGCLNet.
 
 Ablation switches (Table 2): ``use_dgcl=False`` is the GCN baseline (main + length + transition losses only);
 ``use_dgcl=True, similarity_distinguish=False`` is "GCN + DGCLNet"; the default adds the similarity-distinguish
@@ -95,6 +98,7 @@ from hand_recon_core.models.blocks.mesh_graph import (
 from hand_recon_core.models.heads.center import center_focal_loss
 from hand_recon_core.models.heads.keypoint_lifter import (
     KeypointLifter,
+    attention_centres,
     lift_slot_keypoints,
     load_detector_keypoints,
     slot_keypoint_heatmaps,
@@ -296,8 +300,10 @@ class HandSplit(nn.Module):
         self.query = nn.Parameter(torch.randn(len(HAND_SLOTS), dim) / math.sqrt(dim))
         self.dim = int(dim)
 
-    def forward(self, feat: torch.Tensor) -> torch.Tensor:
-        """Args: ``feat (B, C5, H', W')``. Returns ``(B, 2, 2 d)``."""
+    def forward(self, feat: torch.Tensor, return_attention: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Args: ``feat (B, C5, H', W')``. Returns ``(B, 2, 2 d)`` (and, with ``return_attention``, each hand's
+        attention over the positions ``(B, 2, H', W')``, summing to 1)."""
         pos = self.pos
         if tuple(pos.shape[-2:]) != tuple(feat.shape[-2:]):
             pos = F.interpolate(pos, size=tuple(feat.shape[-2:]), mode="bilinear", align_corners=False)
@@ -305,7 +311,10 @@ class HandSplit(nn.Module):
         attn = torch.softmax(torch.matmul(tokens, self.query.T) / math.sqrt(self.dim), dim=1)  # (B, H'W', 2)
         pooled = torch.matmul(attn.transpose(1, 2), tokens)  # (B, 2, d)
         mean = tokens.mean(dim=1, keepdim=True).expand(-1, pooled.shape[1], -1)
-        return torch.cat([pooled, mean], dim=-1)
+        out = torch.cat([pooled, mean], dim=-1)
+        if return_attention:
+            return out, attn.transpose(1, 2).reshape(feat.shape[0], -1, *feat.shape[-2:])
+        return out
 
 
 class ChebDecoder(nn.Module):
@@ -462,8 +471,8 @@ class DGCLInferenceNet(nn.Module):
 
         Args:
             pixels: ``(B, 3, S, S)`` RGB in ``[0, 1]``.
-            extras: with the keypoint lifter, receives ``keypoint_logits (B, 42, S/4, S/4)`` and ``keypoints
-                (B, 2, 21, 2)`` (crop pixels).
+            extras: with the keypoint lifter, receives ``keypoint_logits (B, 42, S/4, S/4)``, ``keypoints
+                (B, 2, 21, 2)`` (crop pixels) and the hand split's ``attention (B, 2, H', W')``.
 
         Returns:
             ``G (B, 2, N_c, F_0)`` (decoder space: the left hand mirrored), ``cam (B, 2, 3)`` weak-perspective
@@ -471,13 +480,16 @@ class DGCLInferenceNet(nn.Module):
         """
         x = (pixels - self.pixel_mean) / self.pixel_std
         levels = self.backbone.forward_features(x)
-        feats = self.split(levels["c5"])  # (B, 2, 2d)
         if self.keypoint_head is not None:
+            feats, attention = self.split(levels["c5"], return_attention=True)  # (B, 2, 2d), (B, 2, H', W')
             logits = self.keypoint_head(self.keypoint_fusion(levels["c3"], levels["c4"], levels["c5"]), levels["c2"])
-            correction, keypoints = lift_slot_keypoints(self.lifter, logits, self.input_size)
+            correction, keypoints = lift_slot_keypoints(self.lifter, logits, self.input_size,
+                                                        attention_centres(attention, self.input_size))
             feats = feats + correction.to(feats.dtype)
             if extras is not None:
-                extras.update(keypoint_logits=logits, keypoints=keypoints)
+                extras.update(keypoint_logits=logits, keypoints=keypoints, attention=attention)
+        else:
+            feats = self.split(levels["c5"])  # (B, 2, 2d)
         graphs = torch.stack([mlp(feats[:, h]) for h, mlp in enumerate(self.graph_mlps)], dim=1)
         graphs = graphs.reshape(feats.shape[0], len(HAND_SLOTS), self.num_coarse, self.graph_channels)
         raw = torch.stack([head(feats[:, h]) for h, head in enumerate(self.cam_heads)], dim=1)  # (B, 2, 4)
@@ -789,6 +801,31 @@ class DGCLModel(nn.Module):
         return out
 
 
+def _attention_loss(attention: torch.Tensor, keypoints: torch.Tensor, valid: torch.Tensor, size: float
+                    ) -> torch.Tensor:
+    """Cross-entropy of each hand's split attention against where its valid keypoints are.
+
+    Args:
+        attention: ``(B, 2, h, w)`` attention over the cells (sums to 1 per hand).
+        keypoints: ``(B, 2, 21, 2)`` crop pixels; valid: ``(B, 2, 21)`` weights (0 for missing hands / joints).
+        size: crop side, pixels (the cells tile it).
+
+    Returns:
+        Mean over the hands with a valid keypoint of ``-sum_cells p_kp log attention``, ``p_kp`` the fraction of
+        the hand's valid keypoints in each cell.
+    """
+    h, w = attention.shape[-2:]
+    cx = (keypoints[..., 0] * (w / size)).floor().clamp(0, w - 1).long()
+    cy = (keypoints[..., 1] * (h / size)).floor().clamp(0, h - 1).long()
+    target = torch.zeros(*attention.shape[:2], h * w, device=attention.device)
+    target.scatter_add_(2, cy * w + cx, valid)
+    count = target.sum(-1)
+    target = target / count.clamp_min(1.0)[..., None]
+    ce = -(target * torch.log(attention.float().flatten(2).clamp_min(1e-8))).sum(-1)  # (B, 2)
+    has = (count > 0).float()
+    return (ce * has).sum() / has.sum().clamp_min(1.0)
+
+
 def _decoder_space_pose(batch: Mapping[str, Any], sel: torch.Tensor, signs: torch.Tensor
                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ground-truth normalised root-relative joints of the selected hands, left hands mirrored (decoder space)."""
@@ -863,7 +900,7 @@ class DGCLMethod:
         keypoint_lifter: keypoint heatmaps + lifter into the hand features (ours, module docstring);
             ``w_keypoints`` weights the heatmaps' focal loss; ``keypoint_channels`` / ``keypoint_hidden`` their
             widths; ``keypoint_init`` a single-stage checkpoint whose keypoint branch initialises them (training
-            only).
+            only); ``w_attention`` supervises the hand-split attention the keypoints are read around.
     """
 
     def __init__(self, use_dgcl: bool = True, similarity_distinguish: bool = True, disturbance: str = "unet",
@@ -881,7 +918,7 @@ class DGCLMethod:
                  w_transition: float = PAPER_LOSS_WEIGHTS["transition"],
                  w_contrast: float = PAPER_LOSS_WEIGHTS["contrast"], keypoint_lifter: bool = False,
                  w_keypoints: float = 1.0, keypoint_channels: int = 64, keypoint_hidden: int = 32,
-                 keypoint_init: str | None = None) -> None:
+                 keypoint_init: str | None = None, w_attention: float = 1.0) -> None:
         if disturbance not in DISTURBANCES:
             raise ValueError(f"disturbance must be one of {DISTURBANCES}, got {disturbance!r}")
         if input_size < 32 or int(input_size) % 32:
@@ -918,6 +955,7 @@ class DGCLMethod:
                         "consistency": float(w_consistency), "transition": float(w_transition),
                         "contrast": float(w_contrast)}
         self.w_keypoints = float(w_keypoints)
+        self.w_attention = float(w_attention)
         self.num_vertices: int | None = None
 
     # ------------------------------------------------------------------------------------------ build
@@ -1094,6 +1132,11 @@ class DGCLMethod:
         if "keypoint_logits" in model_out:
             parts["keypoints"] = center_focal_loss(model_out["keypoint_logits"], batch["dgcl_kp_hm"])
             total = total + self.w_keypoints * parts["keypoints"]
+        if "attention" in model_out and self.w_attention > 0:
+            parts["attention"] = _attention_loss(model_out["attention"], batch["dgcl_kp2d"].float(),
+                                                 batch["dgcl_j2d_valid"].float() * present[..., None],
+                                                 float(self.input_size))
+            total = total + self.w_attention * parts["attention"]
         dgcl = model_out.get("dgcl")
         if dgcl is not None:
             for key in ("consistency", "self_contrast", "cross_contrast"):

@@ -141,6 +141,7 @@ from hand_recon_core.models.blocks.transformer import TransformerEncoder
 from hand_recon_core.models.heads.center import center_focal_loss
 from hand_recon_core.models.heads.keypoint_lifter import (
     KeypointLifter,
+    attention_centres,
     lift_slot_keypoints,
     load_detector_keypoints,
     slot_keypoint_heatmaps,
@@ -225,25 +226,6 @@ def decode_camera(cam_raw: torch.Tensor, init_scale: float) -> torch.Tensor:
     """
     s = init_scale * torch.exp(cam_raw[..., 0].clamp(-LOG_SCALE_LIMIT, LOG_SCALE_LIMIT))
     return torch.stack([s, cam_raw[..., 1] / s, cam_raw[..., 2] / s], dim=-1)
-
-
-def attention_centres(attn: torch.Tensor, image_size: int) -> torch.Tensor:
-    """Centroid of each hand's attention map (Eq. 1), input pixels.
-
-    Args:
-        attn: ``(B, 2, h, w)`` non-negative attention over a feature map covering the ``S x S`` input (cell ``x``
-            centred on pixel ``stride x + (stride - 1) / 2``, ``stride = S / w``).
-        image_size: input side ``S``, pixels.
-
-    Returns:
-        ``(B, 2, 2)`` attention-weighted mean cell centre ``(u, v)`` of every hand, float32 pixels.
-    """
-    h, w = attn.shape[-2:]
-    weights = attn.float() / attn.float().sum(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
-    sy, sx = image_size / h, image_size / w
-    ys = torch.arange(h, device=attn.device, dtype=torch.float32) * sy + (sy - 1) / 2.0
-    xs = torch.arange(w, device=attn.device, dtype=torch.float32) * sx + (sx - 1) / 2.0
-    return torch.stack([(weights.sum(-2) * xs).sum(-1), (weights.sum(-1) * ys).sum(-1)], dim=-1)
 
 
 def feature_grid(xy_n: torch.Tensor, image_size: int) -> torch.Tensor:

@@ -35,6 +35,7 @@ __all__ = [
     "KEYPOINT_BOX_FRACTION",
     "SLOT_KEYPOINT_STRIDE",
     "KeypointLifter",
+    "attention_centres",
     "keypoint_frame",
     "lift_slot_keypoints",
     "load_detector_keypoints",
@@ -201,6 +202,25 @@ def slot_keypoint_heatmaps(keypoints: np.ndarray, drawn: np.ndarray, box_sizes: 
                                           torch.from_numpy((slots * kp.shape[1] + joints).astype(np.int64)),
                                           kp.shape[0] * kp.shape[1], (h, h), SLOT_KEYPOINT_STRIDE)
     return heatmap.numpy()
+
+
+def attention_centres(attn: torch.Tensor, image_size: int) -> torch.Tensor:
+    """Centroid of each hand's attention map (Eq. 1), input pixels.
+
+    Args:
+        attn: ``(B, 2, h, w)`` non-negative attention over a feature map covering the ``S x S`` input (cell ``x``
+            centred on pixel ``stride x + (stride - 1) / 2``, ``stride = S / w``).
+        image_size: input side ``S``, pixels.
+
+    Returns:
+        ``(B, 2, 2)`` attention-weighted mean cell centre ``(u, v)`` of every hand, float32 pixels.
+    """
+    h, w = attn.shape[-2:]
+    weights = attn.float() / attn.float().sum(dim=(-2, -1), keepdim=True).clamp_min(1e-8)
+    sy, sx = image_size / h, image_size / w
+    ys = torch.arange(h, device=attn.device, dtype=torch.float32) * sy + (sy - 1) / 2.0
+    xs = torch.arange(w, device=attn.device, dtype=torch.float32) * sx + (sx - 1) / 2.0
+    return torch.stack([(weights.sum(-2) * xs).sum(-1), (weights.sum(-1) * ys).sum(-1)], dim=-1)
 
 
 #: Window of :func:`lift_slot_keypoints` around a slot's centre: Gaussian of standard deviation this fraction of the

@@ -360,9 +360,11 @@ def test_keypoint_lifter_feeds_the_hand_features_and_exports(raw_samples, tmp_pa
     model.train()
     out = model(batch)
     assert out["keypoint_logits"].shape == (4, 42, 16, 16) and out["keypoints"].shape == (4, 2, 21, 2)
+    assert out["attention"].shape == (4, 2, 2, 2) and torch.allclose(out["attention"].sum((-2, -1)), torch.ones(4, 2))
     total, parts = method.loss(out, batch)
-    assert float(parts["keypoints"]) > 0
+    assert float(parts["keypoints"]) > 0 and float(parts["attention"]) > 0
     total.backward()
+    assert float(net.split.query.grad.abs().sum()) > 0  # the attention supervision reaches the hand split
     assert float(net.keypoint_head.out.weight.grad.abs().sum()) > 0
     assert float(net.lifter.out.weight.grad.abs().sum()) > 0
 
@@ -376,3 +378,17 @@ def test_keypoint_lifter_feeds_the_hand_features_and_exports(raw_samples, tmp_pa
         None, {"pixels": batch["pixels"][:2].numpy()})
     for e, g in zip(expected, got):
         np.testing.assert_allclose(g, e.numpy(), atol=1e-4)
+
+
+def test_attention_loss_is_smallest_where_the_keypoints_are():
+    from hand_recon_core.models.dgcl import _attention_loss
+
+    kp = torch.zeros(1, 2, 21, 2)
+    kp[0, 0] = torch.tensor([5.0, 5.0])  # right hand: every keypoint in the top-left cell of a 2 x 2 grid (32 px)
+    kp[0, 1] = torch.tensor([25.0, 25.0])  # left hand: bottom-right cell
+    valid = torch.ones(1, 2, 21)
+    good = torch.tensor([[[[0.97, 0.01], [0.01, 0.01]], [[0.01, 0.01], [0.01, 0.97]]]])
+    swapped = good.flip(1)
+    assert float(_attention_loss(good, kp, valid, 32.0)) == pytest.approx(-math.log(0.97), rel=1e-5)
+    assert float(_attention_loss(swapped, kp, valid, 32.0)) == pytest.approx(-math.log(0.01), rel=1e-5)
+    assert float(_attention_loss(good, kp, torch.zeros(1, 2, 21), 32.0)) == 0.0  # no valid keypoint: no term
