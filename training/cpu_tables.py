@@ -62,13 +62,13 @@ TABLES = [
         ("without bone + consistency", "single_stage_ablation_base", "eval"),
         ("with bone + consistency", "single_stage_ablation_full", "eval"),
     ]),
-    ("ACR ablation (its Table 3; interacting held-out set; every arm from the detector's backbone and keypoint "
-     "branch, with the keypoint lifter)", [
-        ("G", "acr_g", "eval"),
-        ("G+P", "acr_gp", "eval"),
-        ("G+C+P (default)", "acr_gcp", "eval"),
+    ("ACR, its Table 3 variants (interacting held-out set; G and G+P are the first session's from-scratch runs, "
+     "not yet rerun with the set-up of G+C+P: the detector's backbone and keypoint branch, keypoint lifter)", [
+        ("G (first session: from scratch, 300 steps)", "acr_g", "eval"),
+        ("G+P (first session: from scratch, 300 steps)", "acr_gp", "eval"),
+        ("G+C+P (default config)", "acr_gcp", "eval"),
         ("mean-pose baseline at G+C+P's detections", "acr_gcp", "eval/baseline_mean-pose"),
-        ("G+C+P, lifter without the detector's keypoint branch and position inputs (first try)",
+        ("G+C+P, lifter without the detector's keypoint branch, global keypoint read (first try)",
          "acr_gcp_nokpinit", "eval"),
     ]),
     ("DIR ablation (its Table 1 / Sec. 4.4; interacting held-out set; every arm from the detector's backbone and "
