@@ -48,7 +48,7 @@ def add_parser(subparsers, name: str, help_text: str) -> None:
     parser.add_argument("--baseline", choices=("mean-pose",), default=None,
                         help="also score a trivial baseline on the same detections (mean root-relative hand of "
                              "the evaluated ground truth at each predicted wrist); written to OUT/baseline_<name>")
-    parser.add_argument("--no-penetration", dest="penetration", action="store_false",
+    parser.add_argument("--no-penetration", dest="penetration_images", action="store_const", const=0,
                         help="skip the interpenetration volume of two-hand images (voxelised; seconds per image on a "
                              "CPU)")
     parser.add_argument("--min-affinity", type=float, default=0.1, metavar="A",
@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
             result = evaluate_pipeline(args.checkpoint, args.data, out, refiner=args.refiner,
                                        max_samples=args.max_samples, device=args.device, progress=args.progress,
                                        baseline=args.baseline, hand_model=args.hand_model,
-                                       penetration=args.penetration, min_affinity=args.min_affinity,
+                                       min_affinity=args.min_affinity,
                                        penetration_images=args.penetration_images,
                                        **{k: v for k, v in (("score_threshold", args.score_threshold),
                                                             ("max_hands", args.max_hands)) if v is not None})
@@ -88,8 +88,7 @@ def run(args: argparse.Namespace) -> int:
                                          max_samples=args.max_samples, device=args.device,
                                          batch_size=args.batch_size, num_workers=args.workers,
                                          hand_model=args.hand_model, progress=args.progress, baseline=args.baseline,
-                                         overrides=args.overrides, penetration=args.penetration,
-                                         min_affinity=args.min_affinity,
+                                         overrides=args.overrides, min_affinity=args.min_affinity,
                                          penetration_images=args.penetration_images)
     except (CheckpointError, CheckpointMismatchError, UnknownMethodError, MethodKwargsError, ConfigError,
             FileNotFoundError, KeyError, ValueError, ModuleNotFoundError) as exc:

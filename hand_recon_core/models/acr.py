@@ -140,12 +140,11 @@ from hand_recon_core.models.heads.center import (
 )
 from hand_recon_core.models.heads.keypoint_lifter import (
     SLOT_KEYPOINT_STRIDE,
-    KeypointLifter,
     lift_slot_keypoints,
     load_detector_keypoints,
     slot_keypoint_heatmaps,
+    slot_keypoint_modules,
 )
-from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -369,12 +368,9 @@ class ACRNet(nn.Module):
         self.f_out = PointwiseMLP(f_in, mlp_hidden, PARAM_DIM)
         nn.init.zeros_(self.f_out.fc2.weight)
         nn.init.zeros_(self.f_out.fc2.bias)
-        ch = backbone.out_channels
-        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], keypoint_channels)
-                                if keypoint_lifter else None)
-        self.keypoint_head = (KeypointBranch(keypoint_channels, ch["c2"], keypoint_hidden, NUM_SLOTS * NUM_JOINTS)
-                              if keypoint_lifter else None)
-        self.lifter = KeypointLifter(PARAM_DIM, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
+        self.keypoint_fusion, self.keypoint_head, self.lifter = (
+            slot_keypoint_modules(backbone.out_channels, PARAM_DIM, keypoint_channels, keypoint_hidden, NUM_SLOTS)
+            if keypoint_lifter else (None, None, None))
 
         self.hand_layers = nn.ModuleList(hand_layers)
         self.register_buffer("pixel_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255.0, persistent=False)
@@ -688,7 +684,7 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
         joint_valid[slot] = valid
         kp2d[slot] = pixels_to_normalized(torch.from_numpy(kp), s).numpy() * valid[:, None]
         kp_px[slot] = kp
-        kp_drawn[slot] = valid & visible & (kp >= -0.5).all(axis=1) & (kp < s - 0.5).all(axis=1)
+        kp_drawn[slot] = valid & visible
         if bool(sample["has_params"][i]):
             aa = torch.from_numpy(np.asarray(sample["hand_pose"][i], np.float32)).reshape(NUM_KINEMATIC_JOINTS, 3)
             pose6d[slot] = matrix_to_rot6d(axis_angle_to_matrix(aa)).numpy()
@@ -715,7 +711,7 @@ def encode_acr_targets(sample: Mapping[str, Any], input_size: int, *, alpha: flo
 
     kp_hm = np.zeros((0, 1, 1), np.float32)
     if keypoint_heatmaps:
-        kp_hm = slot_keypoint_heatmaps(kp_px, kp_drawn, sizes, s)
+        kp_hm = slot_keypoint_heatmaps(kp_px, kp_drawn, s, sizes)
 
     if "part_seg" in sample:
         part = _part_seg_at_map(np.asarray(sample["part_seg"]), MAP_STRIDE)

@@ -97,13 +97,12 @@ from hand_recon_core.models.blocks.mesh_graph import (
 )
 from hand_recon_core.models.heads.center import center_focal_loss
 from hand_recon_core.models.heads.keypoint_lifter import (
-    KeypointLifter,
     attention_centres,
     lift_slot_keypoints,
     load_detector_keypoints,
     slot_keypoint_heatmaps,
+    slot_keypoint_modules,
 )
-from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -444,12 +443,9 @@ class DGCLInferenceNet(nn.Module):
         for head in self.cam_heads:  # start at s = _INIT_CAM_SCALE, t = 0, l = HAND_BONE_LENGTH_M
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
-        ch = backbone.out_channels
-        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], keypoint_channels)
-                                if keypoint_lifter else None)
-        self.keypoint_head = (KeypointBranch(keypoint_channels, ch["c2"], keypoint_hidden, 2 * NUM_JOINTS)
-                              if keypoint_lifter else None)
-        self.lifter = KeypointLifter(hand_dim, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
+        self.keypoint_fusion, self.keypoint_head, self.lifter = (
+            slot_keypoint_modules(backbone.out_channels, hand_dim, keypoint_channels, keypoint_hidden,
+                                  len(HAND_SLOTS)) if keypoint_lifter else (None, None, None))
         self.gcn = ChebDecoder(hierarchy, coarsest_level, graph_channels, gcn_channels, cheb_order)
         out_level = self.gcn.out_level
         interp = interpolation_matrix(hierarchy.levels[0].positions, hierarchy.levels[out_level].positions,
@@ -1065,13 +1061,7 @@ class DGCLMethod:
                 out["dgcl_verts_valid"][slot] = 1.0
         out = {k: v.astype(np.float32) for k, v in out.items()}
         if self.arch["keypoint_lifter"]:  # every valid joint inside the crop, occluded ones included
-            kp, valid = out["dgcl_kp2d"], out["dgcl_j2d_valid"] > 0
-            drawn = valid & (kp >= -0.5).all(-1) & (kp < size - 0.5).all(-1)
-            boxes = np.ones((len(HAND_SLOTS), 2))
-            for slot in range(len(HAND_SLOTS)):
-                if drawn[slot].any():
-                    boxes[slot] = np.maximum(np.ptp(kp[slot][drawn[slot]], axis=0), 1.0)
-            out["dgcl_kp_hm"] = slot_keypoint_heatmaps(kp, drawn, boxes, size)
+            out["dgcl_kp_hm"] = slot_keypoint_heatmaps(out["dgcl_kp2d"], out["dgcl_j2d_valid"] > 0, size)
         crop.update(out)
         crop["dgcl_crop_matrix"] = matrix.astype(np.float32)
         crop["dgcl_crop_rot"] = rot.astype(np.float32)

@@ -140,13 +140,12 @@ from hand_recon_core.models.blocks.mesh_graph import edges_from_faces
 from hand_recon_core.models.blocks.transformer import TransformerEncoder
 from hand_recon_core.models.heads.center import center_focal_loss
 from hand_recon_core.models.heads.keypoint_lifter import (
-    KeypointLifter,
     attention_centres,
     lift_slot_keypoints,
     load_detector_keypoints,
     slot_keypoint_heatmaps,
+    slot_keypoint_modules,
 )
-from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
 from hand_recon_core.models.registry import register_method
 
 __all__ = [
@@ -620,11 +619,9 @@ class DIRNet(nn.Module):
                 head[-1].bias.copy_(identity)
         nn.init.xavier_uniform_(self.init_offset.weight, gain=0.01)
         nn.init.zeros_(self.init_offset.bias)
-        self.keypoint_fusion = (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], keypoint_channels)
-                                if keypoint_lifter else None)
-        self.keypoint_head = (KeypointBranch(keypoint_channels, ch["c2"], keypoint_hidden, NUM_TOKENS)
-                              if keypoint_lifter else None)
-        self.lifter = KeypointLifter(HAND_PARAM_DIM, NUM_JOINTS, extra_inputs=3) if keypoint_lifter else None
+        self.keypoint_fusion, self.keypoint_head, self.lifter = (
+            slot_keypoint_modules(ch, HAND_PARAM_DIM, keypoint_channels, keypoint_hidden, NUM_HANDS)
+            if keypoint_lifter else (None, None, None))
 
         stages = []
         prev_ch, prev_size = ch["c5"], size["c5"]
@@ -979,14 +976,7 @@ class DIRMethod:
         enc.update(dir_present=present, dir_has_3d=has_3d, dir_joints_3d=joints, dir_keypoints_2d=kp,
                    dir_joint_valid=valid)
         if self.net_kwargs["keypoint_lifter"]:  # every valid joint inside the crop, occluded ones included
-            size = self.image_size
-            drawn = (valid > 0) & (kp >= -0.5).all(-1) & (kp < size - 0.5).all(-1)
-            boxes = np.ones((NUM_HANDS, 2))
-            for slot in range(NUM_HANDS):
-                if drawn[slot].any():
-                    pts = kp[slot][drawn[slot]]
-                    boxes[slot] = np.maximum(pts.max(0) - pts.min(0), 1.0)
-            enc["dir_kp_hm"] = slot_keypoint_heatmaps(kp, drawn, boxes, size)
+            enc["dir_kp_hm"] = slot_keypoint_heatmaps(kp, valid > 0, self.image_size)
         if v_out is not None:
             enc.update(dir_vertices_3d=v_out, dir_has_vertices=has_v)
         seg = None

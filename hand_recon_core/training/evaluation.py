@@ -137,8 +137,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
                         num_workers: int = 0, hand_model: str | None = None,
                         faces: Mapping[int, np.ndarray] | None = None, min_affinity: float = 0.1,
                         progress: bool = False, baseline: str | None = None,
-                        overrides: Sequence[str] = (), penetration: bool = True,
-                        penetration_images: int | None = None) -> dict[str, Any]:
+                        overrides: Sequence[str] = (), penetration_images: int | None = None) -> dict[str, Any]:
     """Evaluate ``checkpoint`` on the dataset ``data`` and write the results into ``out_dir``.
 
     Args:
@@ -157,9 +156,8 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
         baseline: also score a trivial baseline (:data:`~.baselines.BASELINES`: ``"mean-pose"``) on the same
             detections; written to ``out_dir/baseline_<name>/`` and returned under ``"baseline"``.
         overrides: config ``key=value`` changes applied before building the method (see :func:`load_trained`).
-        penetration: compute the interpenetration volume of two-hand images (voxelised, up to seconds per image
-            on a CPU); False leaves ``penetration_volume`` out.
-        penetration_images: compute it on the first this many eligible two-hand images only (None: all).
+        penetration_images: compute the interpenetration volume of two-hand images (voxelised, up to seconds per
+            image on a CPU) on the first this many eligible ones only (None: all; 0: leave it out).
 
     Returns:
         The ``metrics.json`` content (plus ``"baseline"`` when asked).
@@ -188,8 +186,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
         logger.warning("the checkpoint was trained with fp16 autocast; evaluating in fp32 on %s", dev)
         precision = "fp32"
     out = Path(out_dir)
-    metric_faces = faces if penetration else None
-    evaluator = Evaluator(min_affinity=min_affinity, faces=metric_faces, penetration_images=penetration_images)
+    evaluator = Evaluator(min_affinity=min_affinity, faces=faces, penetration_images=penetration_images)
     written = 0
     iterator = loader
     if progress:
@@ -208,7 +205,7 @@ def evaluate_checkpoint(checkpoint: str | Path, data: Any, out_dir: str | Path, 
     extra = {"checkpoint": str(checkpoint), "method": cfg.method.name, "hand_model": ckpt.get("hand_model"),
              "step": int(ckpt["step"]), "data": _spec_repr(data), "code_version": ckpt.get("code_version"),
              "overrides": list(overrides)}
-    return recorder.write(evaluator.write(out, extra), out, extra, min_affinity=min_affinity, faces=metric_faces,
+    return recorder.write(evaluator.write(out, extra), out, extra, min_affinity=min_affinity, faces=faces,
                           penetration_images=penetration_images,
                           gt_volume_cache=evaluator.gt_volume_cache)
 
@@ -230,8 +227,8 @@ def frame_to_prediction(frame: Any) -> dict[str, Any]:
 
 def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, refiner: str | Path | None = None,
                       max_samples: int | None = None, device: str = "cpu", min_affinity: float = 0.1,
-                      progress: bool = False, baseline: str | None = None, penetration: bool = True,
-                      penetration_images: int | None = None, **pipeline_kwargs: Any) -> dict[str, Any]:
+                      progress: bool = False, baseline: str | None = None, penetration_images: int | None = None,
+                      **pipeline_kwargs: Any) -> dict[str, Any]:
     """Evaluate the inference :class:`~hand_recon_core.inference.pipeline.Pipeline` (detector, optionally the
     two-hand refiner) image by image, as a deployed node runs it: full image + its intrinsics in, hands out.
 
@@ -240,8 +237,7 @@ def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, r
         data: dataset spec.
         out_dir: output folder (``metrics.json``, ``per_sample.csv``, ``baseline_<name>/``).
         refiner: refiner checkpoint (``dir`` / ``dgcl``), or None for the detector alone.
-        max_samples, device, min_affinity, progress, baseline, penetration, penetration_images: as
-            :func:`evaluate_checkpoint`.
+        max_samples, device, min_affinity, progress, baseline, penetration_images: as :func:`evaluate_checkpoint`.
         **pipeline_kwargs: ``Pipeline`` options (``score_threshold``, ``max_hands``, ``pairing`` ...).
 
     Returns:
@@ -263,8 +259,6 @@ def evaluate_pipeline(detector: str | Path, data: Any, out_dir: str | Path, *, r
         faces = hand_faces(pipeline.detector_model.hand_model)
     except (FileNotFoundError, ValueError) as exc:
         logger.warning("no faces for the detector's hand model (%s): no interpenetration volume", exc)
-        faces = None
-    if not penetration:
         faces = None
     evaluator = Evaluator(min_affinity=min_affinity, faces=faces, penetration_images=penetration_images)
     refined = 0

@@ -162,15 +162,16 @@ class Evaluator:
         gt_volume_cache: ground-truth interpenetration volume per image, ``(dataset, sample_id, image index) ->
             m^3``, shared between evaluators that see the same images in the same order (a model and its baseline):
             the voxelised volume (~1 s per two-hand image) is computed once. A new dict when None.
-        penetration_images: voxelise only the first this many eligible two-hand images (None: all); the
-            metric's ``count`` says how many it averages.
+        penetration_images: voxelise only the first this many eligible two-hand images (None: all; 0: no
+            interpenetration metric at all, as without faces); the metric's ``count`` says how many it averages.
     """
 
     def __init__(self, min_affinity: float = 0.1, faces: Mapping[int, np.ndarray] | None = None,
                  gt_volume_cache: dict[tuple[str, str, int], float] | None = None,
                  penetration_images: int | None = None) -> None:
         self.min_affinity = float(min_affinity)
-        self.faces = None if faces is None else {int(k): np.asarray(v) for k, v in faces.items()}
+        no_volume = faces is None or penetration_images == 0
+        self.faces = None if no_volume else {int(k): np.asarray(v) for k, v in faces.items()}
         self.gt_volume_cache = {} if gt_volume_cache is None else gt_volume_cache
         self.penetration_images = None if penetration_images is None else int(penetration_images)
         self._miaa: list[float] = []

@@ -22,13 +22,14 @@ The keypoints are detached: the heatmaps keep their own dense supervision and th
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from hand_recon_core.data.sample import NUM_JOINTS
 from hand_recon_core.models.heads.center import encode_center_heatmap
 
 __all__ = [
@@ -41,6 +42,7 @@ __all__ = [
     "load_detector_keypoints",
     "read_keypoints",
     "slot_keypoint_heatmaps",
+    "slot_keypoint_modules",
     "soft_argmax_keypoints",
 ]
 
@@ -48,6 +50,23 @@ __all__ = [
 SLOT_KEYPOINT_STRIDE = 4
 #: Keypoint heatmap Gaussians use the CenterNet radius rule of a box this fraction of the hand's box.
 KEYPOINT_BOX_FRACTION = 0.25
+
+
+def _cell_centres(logits: torch.Tensor, stride: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input-pixel centres ``(ys (h,), xs (w,))`` of the cells of a ``(..., h, w)`` heatmap of stride ``stride``."""
+    h, w = logits.shape[-2:]
+    ys = torch.arange(h, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    xs = torch.arange(w, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    return ys, xs
+
+
+def _expected_position(weight: torch.Tensor, ys: torch.Tensor, xs: torch.Tensor, eps: float
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Weighted mean cell centre of ``weight (N, J, h, w)``: ``(u (N, J), v (N, J), total weight + eps)``."""
+    total = weight.sum(dim=(2, 3)) + eps
+    u = (weight.sum(dim=2) * xs).sum(dim=-1) / total
+    v = (weight.sum(dim=3) * ys).sum(dim=-1) / total
+    return u, v, total
 
 
 def read_keypoints(logits: torch.Tensor, batch: torch.Tensor, centre: torch.Tensor, extent: torch.Tensor,
@@ -68,17 +87,13 @@ def read_keypoints(logits: torch.Tensor, batch: torch.Tensor, centre: torch.Tens
     """
     if batch.numel() == 0:
         return logits.new_zeros(0, logits.shape[1], 2, dtype=torch.float32)
-    _, _, h, w = logits.shape
     prob = torch.sigmoid(logits.float()[batch.long()])  # (M, J, h, w)
-    ys = torch.arange(h, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
-    xs = torch.arange(w, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
+    ys, xs = _cell_centres(logits, stride)
     sigma = (window * extent.float()).clamp_min(stride)[:, None, None]
     gy = torch.exp(-0.5 * ((ys[None, :] - centre[:, 1:2].float()) / sigma[:, :, 0]) ** 2)  # (M, h)
     gx = torch.exp(-0.5 * ((xs[None, :] - centre[:, 0:1].float()) / sigma[:, :, 0]) ** 2)  # (M, w)
     weight = prob.pow(power) * (gy[:, None, :, None] * gx[:, None, None, :])
-    total = weight.sum(dim=(2, 3)) + eps  # (M, J)
-    u = (weight.sum(dim=2) * xs).sum(dim=-1) / total
-    v = (weight.sum(dim=3) * ys).sum(dim=-1) / total
+    u, v, total = _expected_position(weight, ys, xs, eps)  # (M, J)
     # a joint without any weight (far outside every window) falls back to the centre
     empty = total <= 2 * eps
     u = torch.where(empty, centre[:, 0:1].float().expand_as(u), u)
@@ -98,13 +113,8 @@ def soft_argmax_keypoints(logits: torch.Tensor, stride: int, power: float = 2.0,
         (B, C, 2) float32 expected positions ``(u, v)``, input pixels (cell centres at
         ``stride * i + (stride - 1) / 2``).
     """
-    _, _, h, w = logits.shape
-    weight = torch.sigmoid(logits.float()).pow(power)
-    total = weight.sum(dim=(2, 3)) + eps
-    ys = torch.arange(h, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
-    xs = torch.arange(w, device=logits.device, dtype=torch.float32) * stride + (stride - 1) / 2.0
-    u = (weight.sum(dim=2) * xs).sum(dim=-1) / total
-    v = (weight.sum(dim=3) * ys).sum(dim=-1) / total
+    ys, xs = _cell_centres(logits, stride)
+    u, v, _ = _expected_position(torch.sigmoid(logits.float()).pow(power), ys, xs, eps)
     return torch.stack([u, v], dim=-1)
 
 
@@ -179,22 +189,29 @@ class KeypointLifter(nn.Module):
 # ------------------------------------------------------------------------------------------------------------
 
 
-def slot_keypoint_heatmaps(keypoints: np.ndarray, drawn: np.ndarray, box_sizes: np.ndarray, image_size: int
-                           ) -> np.ndarray:
+def slot_keypoint_heatmaps(keypoints: np.ndarray, selected: np.ndarray, image_size: int,
+                           box_sizes: np.ndarray | None = None) -> np.ndarray:
     """Keypoint heatmap targets of a fixed-slot method (channel ``21 slot + joint``, CenterNet Gaussians).
 
     Args:
         keypoints: (K, J, 2) keypoints of the K slots, input pixels.
-        drawn: (K, J) bool, the joints to draw (e.g. valid, visible and inside the input).
-        box_sizes: (K, 2) each slot's hand box ``(width, height)``, input pixels; the Gaussians follow the radius
-            rule of a box :data:`KEYPOINT_BOX_FRACTION` of it.
+        selected: (K, J) bool, the joints to draw (e.g. the valid ones, or the valid and visible ones); of those,
+            the ones inside the ``S x S`` input are drawn.
         image_size: input side ``S``, pixels.
+        box_sizes: (K, 2) each slot's hand box ``(width, height)``, input pixels (default: the box of its drawn
+            keypoints, at least 1 px); the Gaussians follow the radius rule of a box :data:`KEYPOINT_BOX_FRACTION`
+            of it.
 
     Returns:
         (K J, S / 4, S / 4) float32 in [0, 1].
     """
     kp = np.asarray(keypoints, np.float64)
-    slots, joints = np.nonzero(np.asarray(drawn, bool))
+    drawn = np.asarray(selected, bool) & (kp >= -0.5).all(-1) & (kp < image_size - 0.5).all(-1)
+    if box_sizes is None:
+        box_sizes = np.ones((kp.shape[0], 2))
+        for slot in np.flatnonzero(drawn.any(axis=1)):
+            box_sizes[slot] = np.maximum(np.ptp(kp[slot][drawn[slot]], axis=0), 1.0)
+    slots, joints = np.nonzero(drawn)
     sizes = np.asarray(box_sizes, np.float64)[slots] * KEYPOINT_BOX_FRACTION
     h = int(image_size) // SLOT_KEYPOINT_STRIDE
     heatmap, _, _ = encode_center_heatmap(torch.from_numpy(kp[slots, joints].reshape(-1, 2)),
@@ -269,6 +286,30 @@ def lift_slot_keypoints(lifter: KeypointLifter, logits: torch.Tensor, image_size
             extra = torch.cat([centre * (2.0 / image_size) - 1.0, torch.log(extent / image_size)[:, None]], dim=1)
         correction = lifter(flat, centre, extent, slots, extra).view(b, num_slots, -1)
     return correction, kp
+
+
+def slot_keypoint_modules(backbone_channels: Mapping[str, int], num_params: int, channels: int, hidden: int,
+                          num_slots: int = 2) -> tuple[nn.Module, nn.Module, KeypointLifter]:
+    """The keypoint path of a fixed-slot method, in the single-stage detector's layout (see
+    :func:`load_detector_keypoints`): ``(fusion, heatmap branch, lifter)``.
+
+    Args:
+        backbone_channels: the ResNet's ``out_channels`` (``c2`` .. ``c5``).
+        num_params: size of the code (or feature) the lifter corrects.
+        channels, hidden: widths of the c3/c4/c5 fusion and of the heatmap branch.
+        num_slots: hand slots (21 heatmap channels each).
+
+    Returns:
+        a :class:`~hand_recon_core.models.heads.single_stage.MultiScaleFusion`, a
+        :class:`~hand_recon_core.models.heads.single_stage.KeypointBranch` with ``num_slots x 21`` outputs and a
+        :class:`KeypointLifter` reading the hand's position too (``extra_inputs=3``).
+    """
+    from hand_recon_core.models.heads.single_stage import KeypointBranch, MultiScaleFusion
+
+    ch = backbone_channels
+    return (MultiScaleFusion([ch["c3"], ch["c4"], ch["c5"]], channels),
+            KeypointBranch(channels, ch["c2"], hidden, num_slots * NUM_JOINTS),
+            KeypointLifter(num_params, NUM_JOINTS, extra_inputs=3))
 
 
 def load_detector_keypoints(fusion: nn.Module, head: nn.Module, checkpoint: str | Path) -> None:
